@@ -1,0 +1,172 @@
+"""What handlers.py works with, and the SDK adapter that feeds it.
+
+This file follows the template (`copier update` refreshes it). It fills two gaps of the
+nexoai SDK (0.4.x):
+
+- The daemon deserializes every published event into its broker `Event` and drops those
+  without an `id` (UUID) and a `timestamp` (RFC 3339): the SDK's `Event` has neither, so
+  `PluginContext.publish` stamps both, with `source` = the plugin id and a `session_id`.
+- The SDK's `Event` also drops `id`, `timestamp` and `session_id` of incoming events, so
+  handlers get an `InboundEvent` built from the daemon's frame instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from nexo_plugin_sdk import BrokerSender, Event, PluginAdapter, read_manifest
+
+INBOUND_PREFIX = "plugin.inbound."
+OUTBOUND_PREFIX = "plugin.outbound."
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """A broker event the daemon delivered on plugin.outbound.<kind>[.<rest>]."""
+
+    topic: str
+    source: str
+    payload: Any
+    id: str | None = None
+    timestamp: str | None = None
+    session_id: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_wire(cls, event: Any, topic: str) -> InboundEvent:
+        if not isinstance(event, dict):
+            raise ValueError(f"broker.event on {topic}: `event` is not an object: {event!r}")
+        return cls(
+            topic=str(event.get("topic", topic)),
+            source=str(event.get("source", "")),
+            payload=event.get("payload", {}),
+            id=event.get("id"),
+            timestamp=event.get("timestamp"),
+            session_id=event.get("session_id"),
+            raw=event,
+        )
+
+
+@dataclass
+class StampedEvent(Event):
+    """An SDK `Event` serialized the way the daemon's broker `Event` deserializes."""
+
+    session_id: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "timestamp": self.timestamp,
+            "topic": self.topic,
+            "source": self.source,
+            "session_id": self.session_id,
+            "payload": self.payload,
+        }
+
+
+class PluginContext:
+    """The plugin as handlers see it: identity from the manifest, a logger, publishing."""
+
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        plugin = manifest["plugin"]
+        self.manifest = manifest
+        self.id: str = plugin["id"]
+        self.version: str = plugin["version"]
+        self.kinds: tuple[str, ...] = tuple(
+            channel["kind"] for channel in plugin.get("channels", {}).get("register", [])
+        )
+        self.log = logging.getLogger(self.id)
+        #: The SDK's host handle (memory_recall, llm_complete, llm_complete_stream), set
+        #: once the adapter exists.
+        self.broker: BrokerSender | None = None
+
+    def _kind_of(self, topic: str, prefix: str) -> str | None:
+        if not topic.startswith(prefix):
+            return None
+        kind = topic[len(prefix) :].split(".", 1)[0]
+        return kind if kind in self.kinds else None
+
+    def inbound_topic(self, outbound_topic: str) -> str:
+        """plugin.outbound.<kind>[.<rest>] -> plugin.inbound.<kind>[.<rest>]."""
+        if self._kind_of(outbound_topic, OUTBOUND_PREFIX) is None:
+            raise ValueError(
+                f"{outbound_topic!r} is not plugin.outbound.<kind>[.<rest>] for a declared "
+                f"channel kind {list(self.kinds)}"
+            )
+        return INBOUND_PREFIX + outbound_topic[len(OUTBOUND_PREFIX) :]
+
+    async def publish(self, topic: str, payload: Any, *, session_id: str | None = None) -> None:
+        """Publish `payload` on `topic` as a daemon-valid broker event."""
+        if self._kind_of(topic, INBOUND_PREFIX) is None:
+            # The daemon would drop it with nothing but a warning in its own log.
+            raise ValueError(
+                f"cannot publish on {topic!r}: the daemon only accepts "
+                f"plugin.inbound.<kind>[.<rest>] for the declared kinds {list(self.kinds)}"
+            )
+        if self.broker is None:
+            raise RuntimeError("publish() needs the running adapter: call it from a handler")
+        event = StampedEvent(topic=topic, source=self.id, payload=payload, session_id=session_id)
+        await self.broker.publish(topic, event)
+
+
+class _Adapter(PluginAdapter):
+    """The SDK adapter, handing broker events to handlers.on_event as InboundEvent."""
+
+    def __init__(self, *, plugin: PluginContext, on_event: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_inbound = on_event
+        self.plugin = plugin
+        plugin.broker = self._broker
+
+    async def _dispatch_event(self, params: dict[str, Any]) -> None:
+        # Replaces the SDK's own dispatch, which keeps only topic, source and payload.
+        topic = params.get("topic")
+        try:
+            if not isinstance(topic, str):
+                raise ValueError(f"broker.event without a string topic: {params!r}")
+            event = InboundEvent.from_wire(params.get("event"), topic)
+            await self._on_inbound(self.plugin, topic, event)
+        except Exception:
+            self.plugin.log.exception("on_event failed for a broker.event on %s", topic)
+
+
+if not callable(getattr(PluginAdapter, "_dispatch_event", None)):
+    raise ImportError(
+        "this nexoai version has no PluginAdapter._dispatch_event, which runtime.py replaces; "
+        "update the plugin from its template (`copier update`) or pin the nexoai it names"
+    )
+
+
+def build_adapter(manifest_text: str, frames: IO[str]) -> PluginAdapter:
+    """The SDK adapter for this plugin, writing JSON-RPC frames to `frames` only."""
+    from . import handlers
+
+    plugin = PluginContext(read_manifest(manifest_text))
+    hooks: dict[str, Any] = {}
+    tools = handlers.tools(plugin) if hasattr(handlers, "tools") else []
+    if tools:
+        hooks["tools"] = tools
+        hooks["on_tool"] = lambda invocation: handlers.on_tool(plugin, invocation)
+    if hasattr(handlers, "on_shutdown"):
+        hooks["on_shutdown"] = lambda: handlers.on_shutdown(plugin)
+    # With its guard off, the SDK writes frames to whatever sys.stdout is while it is
+    # built: hand it the real stdout, then send everything else to stderr.
+    sys.stdout = frames
+    try:
+        return _Adapter(
+            plugin=plugin,
+            on_event=handlers.on_event,
+            manifest_toml=manifest_text,
+            server_version=f"{plugin.id}-{plugin.version}",
+            enable_stdout_guard=False,
+            **hooks,
+        )
+    finally:
+        sys.stdout = sys.stderr
