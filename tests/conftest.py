@@ -51,4 +51,3 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     install_dev_venv(path, python)
     answers = read_answers(path)
     return Project(case=case, path=path, answers=answers)
-

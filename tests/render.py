@@ -6,6 +6,7 @@ import glob
 import shutil
 import subprocess
 import sys
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -88,7 +89,18 @@ def install_dev_venv(project: Path, python: str) -> Path:
     uv = str(BIN / "uv")
     subprocess.run([uv, "venv", "--quiet", "--python", python, ".venv"], cwd=project, check=True)
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", ".venv/bin/python", "--group", "dev", "-e", "."],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            ".venv/bin/python",
+            "--group",
+            "dev",
+            "-e",
+            ".",
+        ],
         cwd=project,
         check=True,
     )

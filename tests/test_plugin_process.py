@@ -86,7 +86,10 @@ def test_tool_invoke(project: Project, tmp_path) -> None:
             assert reply["error"]["code"] == -32601
             return
         assert [tool["name"] for tool in tools] == [f"{project.plugin_id}_echo"]
-        assert reply["result"] == {"content": [{"type": "text", "text": "hello"}], "is_error": False}
+        assert reply["result"] == {
+            "content": [{"type": "text", "text": "hello"}],
+            "is_error": False,
+        }
         call["params"]["args"] = ["not", "an", "object"]
         assert host.call({**call, "id": 3})["error"]["code"] == -33402
 
@@ -107,7 +110,9 @@ def test_bad_lines_are_survived(project: Project, tmp_path) -> None:
         host.write(b"\n")
         reply = host.call({**INIT, "id": 8})
         assert reply["result"]["manifest"]["plugin"]["id"] == project.plugin_id
-        assert host.call({"jsonrpc": "2.0", "id": 9, "method": "shutdown"})["result"] == {"ok": True}
+        assert host.call({"jsonrpc": "2.0", "id": 9, "method": "shutdown"})["result"] == {
+            "ok": True
+        }
         assert host.exit_code() == 0
     stderr = host.stderr.decode()
     assert "exceeds max_frame_bytes" in stderr or "oversized" in stderr
@@ -139,7 +144,7 @@ def test_sigterm_exits_0(project: Project, tmp_path) -> None:
         assert host.exit_code() == 0
 
 
-NOISY_HANDLERS = '''
+NOISY_HANDLERS = """
 import json
 import logging
 import os
@@ -160,7 +165,7 @@ async def on_event(plugin, topic, event):
     subprocess.run(["echo", "from a child process"], check=True)
     logging.getLogger("noisy").error("a log record")
     await plugin.publish(plugin.inbound_topic(topic), {"ok": True})
-'''
+"""
 
 
 def test_nothing_but_frames_reaches_stdout(project: Project, tmp_path) -> None:

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(USAGE.format(plugin_id=plugin_id))
         return 2
     if not stdin_is_stream():
-        sys.stderr.write(f"{plugin_id}: stdin is not a pipe or socket: no nexo daemon to talk to.\n\n")
+        sys.stderr.write(f"{plugin_id}: stdin is not a pipe or socket, so no daemon is there.\n\n")
         sys.stderr.write(USAGE.format(plugin_id=plugin_id))
         return 2
 

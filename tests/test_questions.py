@@ -1,0 +1,169 @@
+"""The questionnaire: validators, derived defaults and answers that need escaping."""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+import sys
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from render import TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
+
+COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
+
+
+def validation_error(tmp_path: Path, **data: object) -> str | None:
+    """copier's validation message for these answers, or None when they are accepted."""
+    dst = tmp_path / "dst"
+    try:
+        copier.run_copy(
+            str(TEMPLATE_ROOT), dst, data=data, defaults=True, vcs_ref="HEAD", pretend=True,
+            quiet=True,
+        )  # fmt: skip
+    except ValueError as error:
+        assert not dst.exists(), "a refused answer must leave nothing behind"
+        return str(error)
+    return None
+
+
+GOOD = [
+    ("plugin_id", "a"),
+    ("plugin_id", "my_plugin_2"),
+    ("plugin_id", "x" * 32),
+    ("plugin_name", 'Ünïcode "Name" \\ ok'),
+    ("description", "Quotes \" ' and \\ back\\slashes, ünïcødé, <tags> and *stars*"),
+    ("author_email", "jane.doe+nexo@example.co.uk"),
+    ("github_owner", "a-b-c"),
+    ("github_owner", "A" * 39),
+    ("github_repo", "my.repo_name-2"),
+    ("nexoai_version", "0.4.0"),
+    ("nexoai_version", "1.0.0rc1"),
+    ("channel_kind", "telegram_bot"),
+]
+
+BAD = [
+    ("plugin_id", "my-plugin", "must match ^[a-z][a-z0-9_]{0,31}$"),
+    ("plugin_id", "MyPlugin", "must match"),
+    ("plugin_id", "x" * 33, "1 to 32 characters"),
+    ("plugin_id", "1plugin", "starting with a letter"),
+    ("plugin_id", "", "must match"),
+    ("plugin_id", "json", "standard-library module"),
+    ("plugin_id", "class", "Python keyword"),
+    ("plugin_id", "nexo_plugin_sdk", "a module the plugin depends on"),
+    ("plugin_id", "asyncio", "pick another, such as asyncio_plugin"),
+    ("plugin_name", "  ", "plugin_name must not be empty"),
+    ("plugin_name", "two\nlines", "single line"),
+    ("description", "", "description must not be empty"),
+    ("description", "line one\nline two", "single line"),
+    ("description", "tab\there", "control characters"),
+    ("author_name", "", "author_name must not be empty"),
+    ("author_email", "not-an-email", "is not an e-mail address"),
+    ("author_email", "a@b", "is not an e-mail address"),
+    ("github_owner", "-bad", "is not a GitHub user or organisation name"),
+    ("github_owner", "bad-", "not starting or ending with a hyphen"),
+    ("github_owner", "a--b", "single hyphens"),
+    ("github_owner", "has space", "is not a GitHub user"),
+    ("github_owner", "x" * 40, "1 to 39"),
+    ("github_repo", "..", "is not a GitHub repository name"),
+    ("github_repo", "repo.git", 'not ending in ".git"'),
+    ("github_repo", "a/b", "is not a GitHub repository name"),
+    ("nexoai_version", ">=0.4", "must be one exact release"),
+    ("nexoai_version", "latest", "must be one exact release"),
+    ("channel_kind", "Bad-Kind", "must match ^[a-z][a-z0-9_]{0,31}$"),
+    ("channel_kind", "k" * 33, "at most 32"),
+]
+
+
+@pytest.mark.parametrize(("question", "value"), GOOD)
+def test_validator_accepts(tmp_path: Path, question: str, value: str) -> None:
+    assert validation_error(tmp_path, **{question: value}) is None
+
+
+@pytest.mark.parametrize(("question", "value", "message"), BAD)
+def test_validator_rejects_with_a_clear_message(
+    tmp_path: Path, question: str, value: str, message: str
+) -> None:
+    error = validation_error(tmp_path, **{question: value})
+    assert error is not None, f"{question}={value!r} was accepted"
+    assert error.startswith(f"Validation error for question '{question}': ")
+    assert message in error
+
+
+@pytest.mark.parametrize(("question", "value"), [("license", "GPL-3.0"), ("python_min", "3.9")])
+def test_choices_reject_unknown_values(tmp_path: Path, question: str, value: str) -> None:
+    error = validation_error(tmp_path, **{question: value})
+    assert error is not None and "Invalid choice" in error
+
+
+@pytest.mark.parametrize(
+    ("folder", "plugin_id"),
+    [
+        ("my-plugin", "my_plugin"),
+        ("My Fancy.Plugin", "my_fancy_plugin"),
+        ("42-answers", "answers"),
+        ("json", "json_plugin"),
+        ("---", "my_plugin"),
+        ("plugin-" + "x" * 40, "plugin_" + "x" * 25),
+        ("trailing_-_", "trailing"),
+    ],
+)
+def test_plugin_id_defaults_to_a_valid_id_from_the_folder_name(
+    tmp_path: Path, folder: str, plugin_id: str
+) -> None:
+    render(tmp_path / folder)
+    answers = read_answers(tmp_path / folder)
+    assert answers["plugin_id"] == plugin_id
+    assert answers["channel_kind"] == plugin_id
+    assert read_toml(tmp_path / folder / "nexo-plugin.toml")["plugin"]["id"] == plugin_id
+
+
+def test_reserved_names_cover_keywords_and_the_standard_library() -> None:
+    reserved = set(COPIER_YML["reserved_python_names"]["default"])
+    identifier = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+    expected = {name for name in sys.stdlib_module_names if identifier.match(name)}
+    expected |= {word for word in keyword.kwlist if identifier.match(word)}
+    expected |= {"nexo_plugin_sdk", "tomli", "tests"}
+    assert expected - reserved == set()
+
+
+def test_description_survives_toml_python_and_markdown(tmp_path: Path) -> None:
+    description = 'He said "hi" \\ left a back\\\\slash, ünïcødé ✓ — *not* <b>bold</b> # [x](y) `z`'
+    project = render(tmp_path / "quoting", plugin_id="quoting", description=description)
+    assert read_toml(project / "nexo-plugin.toml")["plugin"]["description"] == description
+    assert read_toml(project / "pyproject.toml")["project"]["description"] == description
+    docstring = ast.get_docstring(ast.parse((project / "src/quoting/__init__.py").read_text()))
+    assert " ".join(docstring.split()) == description
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    escaped = re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", description)
+    assert f"\n{escaped}\n" in readme
+
+
+def test_copier_yml_needs_no_trust() -> None:
+    assert {"_tasks", "_jinja_extensions", "_migrations"} & set(COPIER_YML) == set()
+
+
+def test_copier_cli_renders_without_trust(tmp_path: Path) -> None:
+    dst = tmp_path / "cli_plugin"
+    run = copier_cli(
+        "copy", "--defaults", "--vcs-ref", "HEAD", "--data", "plugin_id=cli_plugin",
+        str(TEMPLATE_ROOT), str(dst),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert read_toml(dst / "nexo-plugin.toml")["plugin"]["id"] == "cli_plugin"
+    assert 'Your nexo plugin "cli_plugin" is ready' in run.stdout + run.stderr
+
+
+def test_copier_cli_reports_a_bad_answer(tmp_path: Path) -> None:
+    dst = tmp_path / "bad"
+    run = copier_cli(
+        "copy", "--defaults", "--vcs-ref", "HEAD", "--data", "plugin_id=Bad-Id",
+        str(TEMPLATE_ROOT), str(dst),
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "Validation error for question 'plugin_id'" in run.stderr
+    assert "for example bad_id" in run.stderr
+    assert not dst.exists()
