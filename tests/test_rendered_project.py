@@ -48,9 +48,12 @@ def test_exact_set_of_generated_files(project: Project) -> None:
         f"{package}/handlers.py",
         f"{package}/main.py",
         f"{package}/runtime.py",
+        "scripts/nexo_manifest.py",
+        "scripts/pack_tarball.py",
         "tests/conftest.py",
         "tests/host.py",
         "tests/test_handlers.py",
+        "tests/test_pack.py",
         "tests/test_protocol.py",
     }
 
@@ -96,7 +99,9 @@ def test_pyproject(project: Project) -> None:
     answers = project.answers
     pyproject = read_toml(project.path / "pyproject.toml")
     meta = pyproject["project"]
-    assert meta["dependencies"] == [f"nexoai=={answers['nexoai_version']}"]
+    sdk = [f"nexoai=={answers['nexoai_version']}"]
+    tomli = ["tomli==2.5.0; python_version < '3.11'"] if answers["python_min"] == "3.10" else []
+    assert meta["dependencies"] == sdk + tomli
     assert meta["requires-python"] == f">={answers['python_min']}"
     assert meta["license"] == answers["license"]
     assert meta["dynamic"] == ["version"]

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,44 @@ MANIFEST_PATH = PROJECT_ROOT / "nexo-plugin.toml"
 NEXO_VERSION = "0.1.5"
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
 def read_manifest() -> dict[str, Any]:
-    return tomllib.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+    return read_toml(MANIFEST_PATH)
 
 
 def launcher_path() -> Path:
     return PROJECT_ROOT / "bin" / read_manifest()["plugin"]["id"]
+
+
+def broker_event(topic: str, payload: Any, *, session_id: str | None = None) -> dict[str, Any]:
+    """broker.event params the way the daemon sends them."""
+    return {
+        "topic": topic,
+        "event": {
+            "id": str(uuid.uuid4()),
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "topic": topic,
+            "source": "test-agent",
+            "session_id": session_id or str(uuid.uuid4()),
+            "payload": payload,
+        },
+    }
+
+
+def assert_daemon_accepts(params: dict[str, Any], plugin_id: str) -> dict[str, Any]:
+    """Check broker.publish params the way the daemon deserializes them; return the event."""
+    event = params["event"]
+    assert set(event) >= {"id", "timestamp", "topic", "source", "session_id", "payload"}, event
+    uuid.UUID(event["id"])
+    offset = datetime.fromisoformat(event["timestamp"]).utcoffset()
+    assert offset is not None and offset.total_seconds() == 0, event["timestamp"]
+    assert event["source"] == plugin_id
+    assert event["topic"] == params["topic"]
+    assert params["topic"].startswith("plugin.inbound.")
+    return event
 
 
 class PluginHost:
