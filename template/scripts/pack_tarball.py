@@ -1,6 +1,7 @@
 """Build the release asset `nexo plugin install` expects, reproducibly.
 
     python3 scripts/pack_tarball.py [--out DIR]       dist/<id>-<version>-noarch.tar.gz + .sha256
+    python3 scripts/pack_tarball.py --check-reproducible  also pack a second time and compare
     python3 scripts/pack_tarball.py --check-tag vX.Y.Z   fail unless the tag is v + the version
 
 The archive holds, at its root, nexo-plugin.toml (the project's bytes), bin/<id> (0755) and
@@ -422,13 +423,24 @@ def check_tag(root: Path, tag: str) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "dist", help="output folder")
+    parser.add_argument(
+        "--check-reproducible", action="store_true", help="pack twice, fail if the bytes differ"
+    )
     parser.add_argument("--check-tag", metavar="TAG", help="only check TAG against the version")
     args = parser.parse_args(argv)
     try:
         if args.check_tag is not None:
             check_tag(PROJECT_ROOT, args.check_tag)
-        else:
-            pack(PROJECT_ROOT, args.out)
+            return 0
+        tarball = pack(PROJECT_ROOT, args.out)
+        if args.check_reproducible:
+            with tempfile.TemporaryDirectory(prefix="nexo-repack-") as again:
+                if pack(PROJECT_ROOT, Path(again)).read_bytes() != tarball.read_bytes():
+                    raise PackError(
+                        "packing twice gave different bytes: something in the build depends "
+                        "on time, order or environment; the release would not be reproducible"
+                    )
+            print("packed twice: identical bytes")
     except (PackError, ManifestProblem) as error:
         print(f"pack_tarball: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,195 @@
+"""Operator-side verification, on a real GitHub Actions keyless signature, fully offline.
+
+The fixture (tests/fixtures/) is rfc8785-0.1.2-py3-none-any.whl from PyPI and the bundle
+that trailofbits/rfc8785.py's release.yml made for it on tag v0.1.2: a plugin rendered for
+that repository must accept it by default, and reject it when anything changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from render import render, tomllib
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARTIFACT = "rfc8785-0.1.2-py3-none-any.whl"
+SIGNER = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
+# Any attempt to reach the network fails fast: verification must not need it.
+OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+
+
+@pytest.fixture(scope="module")
+def signed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plugin whose repository is the one that signed the fixture."""
+    return render(
+        tmp_path_factory.mktemp("signed") / "rfc",
+        plugin_id="rfc",
+        github_owner="trailofbits",
+        github_repo="rfc8785.py",
+    )
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    """A writable copy of the signed artifact and its bundle."""
+    for name in (ARTIFACT, f"{ARTIFACT}.sigstore.json"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    return tmp_path / ARTIFACT
+
+
+def verify(project: Path, artifact: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(project / "scripts/verify_release.py"), str(artifact), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **OFFLINE},
+        timeout=120,
+    )
+
+
+def test_accepts_the_real_signature_by_default(signed_project: Path, release: Path) -> None:
+    run = verify(signed_project, release)
+    assert run.returncode == 0, run.stderr
+    assert f"signature over {ARTIFACT} by {SIGNER}" in run.stdout
+
+
+def test_checks_a_matching_sha256_sidecar(signed_project: Path, release: Path) -> None:
+    digest = subprocess.run(["sha256sum", str(release)], capture_output=True, text=True)
+    Path(f"{release}.sha256").write_text(digest.stdout)  # the sha256sum form is accepted too
+    run = verify(signed_project, release)
+    assert run.returncode == 0, run.stderr
+    assert "sha256" in run.stdout and "matches" in run.stdout
+
+
+def test_rejects_one_changed_byte(signed_project: Path, release: Path) -> None:
+    data = bytearray(release.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    release.write_bytes(bytes(data))
+    run = verify(signed_project, release)
+    assert run.returncode != 0
+    assert "FAIL signature" in run.stderr
+
+
+def test_rejects_a_wrong_sha256_sidecar(signed_project: Path, release: Path) -> None:
+    Path(f"{release}.sha256").write_text("0" * 64 + "\n")
+    run = verify(signed_project, release)
+    assert run.returncode != 0
+    assert "FAIL sha256" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "regexp",
+    [
+        r"^https://github\.com/someone-else/rfc8785\.py/\.github/workflows/release\.yml@refs/tags/v.*$",
+        r"^https://github\.com/trailofbits/rfc8785\.py/\.github/workflows/publish\.yml@refs/tags/v.*$",
+    ],
+    ids=["wrong-owner", "wrong-workflow"],
+)
+def test_rejects_another_identity(signed_project: Path, release: Path, regexp: str) -> None:
+    run = verify(signed_project, release, "--identity-regexp", regexp)
+    assert run.returncode != 0
+    assert "does not match --identity-regexp" in run.stderr
+
+
+def test_a_plugin_of_another_owner_rejects_it_by_default(tmp_path: Path, release: Path) -> None:
+    other = render(tmp_path / "other", plugin_id="other", github_owner="someone-else")
+    run = verify(other, release)
+    assert run.returncode != 0
+    assert SIGNER in run.stderr
+
+
+def test_rejects_a_wrong_issuer(signed_project: Path, release: Path) -> None:
+    run = verify(signed_project, release, "--issuer", "https://accounts.google.com")
+    assert run.returncode != 0
+
+
+def test_script_declares_its_dependencies_inline(signed_project: Path) -> None:
+    # PEP 723: `uv run` and `pipx run` read this block to run the script alone.
+    text = (signed_project / "scripts/verify_release.py").read_text()
+    block = re.search(r"(?m)^# /// script\n((?:#.*\n)+?)^# ///$", text)
+    assert block, "no PEP 723 block"
+    metadata = tomllib.loads("\n".join(line[2:] for line in block.group(1).splitlines()))
+    assert any(dependency.startswith("sigstore") for dependency in metadata["dependencies"])
+
+
+def test_split_bundle_gives_what_the_installer_verifies(
+    signed_project: Path, release: Path
+) -> None:
+    bundle = Path(f"{release}.sigstore.json")
+    run = subprocess.run(
+        [sys.executable, str(signed_project / "scripts/split_bundle.py"), str(bundle)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    cert_pem = Path(f"{release}.cert").read_bytes()
+    assert Path(f"{release}.pem").read_bytes() == cert_pem
+    certificate = x509.load_pem_x509_certificate(cert_pem)
+    san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [SIGNER]
+    # What `cosign verify-blob --signature .sig --certificate .cert` checks first.
+    signature = base64.b64decode(Path(f"{release}.sig").read_text())
+    public_key = certificate.public_key()
+    public_key.verify(signature, release.read_bytes(), ec.ECDSA(hashes.SHA256()))
+    with pytest.raises(InvalidSignature):
+        public_key.verify(signature, release.read_bytes() + b"x", ec.ECDSA(hashes.SHA256()))
+
+
+def test_split_bundle_refuses_a_non_bundle(signed_project: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "x.tar.gz.sigstore.json"
+    bogus.write_text('{"dsseEnvelope": {}}')
+    run = subprocess.run(
+        [sys.executable, str(signed_project / "scripts/split_bundle.py"), str(bogus)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert "not a keyless message-signature bundle" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def acme_readme(tmp_path_factory: pytest.TempPathFactory) -> str:
+    project = render(tmp_path_factory.mktemp("acme") / "x", plugin_id="x", github_owner="acme")
+    return (project / "README.md").read_text(encoding="utf-8")
+
+
+TRUSTED_KEYS = re.compile(r"```toml\n(\[\[authors\]\].*?)```", re.S)
+
+
+GITHUB = "https://github.com/"
+RELEASE = "/.github/workflows/release.yml@refs/"
+
+
+@pytest.mark.parametrize(
+    ("identity", "trusted"),
+    [
+        (f"{GITHUB}acme/nexo-plugin-x{RELEASE}tags/v1.2.3", True),
+        (f"{GITHUB}acme/nexo-plugin-x{RELEASE}tags/v2.0.0-rc.1", True),
+        (f"{GITHUB}acme/nexo-plugin-x{RELEASE}heads/main", False),
+        (f"{GITHUB}acme/nexo-plugin-x/.github/workflows/ci.yml@refs/tags/v1.2.3", False),
+        (f"{GITHUB}evil/nexo-plugin-x{RELEASE}tags/v1.2.3", False),
+        (f"{GITHUB}acme/nexo-plugin-xy{RELEASE}tags/v1.2.3", False),
+        (f"{GITHUB}acme/nexo-plugin-x{RELEASE}tags/v1.2.3x", False),
+        (f"https://evil.example/{GITHUB}acme/nexo-plugin-x{RELEASE}tags/v1.2.3", False),
+    ],
+)
+def test_readme_trusted_keys_entry(acme_readme: str, identity: str, trusted: bool) -> None:
+    entry = tomllib.loads(TRUSTED_KEYS.search(acme_readme).group(1))
+    (author,) = entry["authors"]
+    assert author["owner"] == "acme"
+    assert author["oidc_issuer"] == "https://token.actions.githubusercontent.com"
+    assert author["mode"] == "require"
+    assert author["identity_regexp"].startswith("^") and author["identity_regexp"].endswith("$")
+    # cosign searches with Go's RE2, which reads this pattern as Python's re does.
+    assert bool(re.search(author["identity_regexp"], identity)) is trusted
