@@ -54,6 +54,47 @@ def render(dst: Path, **data: Any) -> Path:
     return dst
 
 
+def git(repo: Path, *args: str) -> str:
+    run = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, f"git {' '.join(args)}: {run.stderr}"
+    return run.stdout
+
+
+def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    if tag:
+        git(repo, "tag", tag)
+
+
+def template_copy(dst: Path, tag: str = "v1.0.0") -> Path:
+    """This template as it is on disk (committed or not), as the root of a new git repository
+    tagged `tag`: what a fork or a release looks like to copier."""
+    listed = git(TEMPLATE_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        source = TEMPLATE_ROOT / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree
+        target = dst / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    git(dst, "init", "-q", "-b", "main")
+    commit_all(dst, "template", tag)
+    return dst
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace one exact snippet; fail loudly when the file no longer has it."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{path}: expected one {old!r}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
 def copier_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The `copier` command line, as a plugin author runs it."""
     return subprocess.run(

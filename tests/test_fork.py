@@ -1,0 +1,60 @@
+"""An organisation's fork: its defaults, changed in copier.yml's marked block, reach every
+file of a plugin generated from the fork with nothing but a plugin id."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from render import commit_all, copier_cli, read_toml, template_copy, tomllib
+
+ORG_DEFAULTS = {
+    "org_github_owner": "acme-robotics",
+    "org_author_name": "ACME Robotics",
+    "org_author_email": "plugins@acme.example",
+    "org_license": "Apache-2.0",
+    "org_trust_mode": "warn",
+    "org_trust_policy": "ACME operators verify every plugin release.",
+    "org_runner": "acme-linux-x64",
+}
+
+
+def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
+    fork = template_copy(tmp_path / "fork", "v1.0.0")
+    copier_yml = fork / "copier.yml"
+    block = re.search(
+        r"# ==== Organisation defaults =+\n(.*?)# ==== End", copier_yml.read_text(), re.S
+    )
+    assert block and set(yaml.safe_load(block.group(1))) == set(ORG_DEFAULTS)
+    text = copier_yml.read_text()
+    for name, value in ORG_DEFAULTS.items():
+        # The default line of each question, with any folded continuation lines.
+        pattern = rf"(?m)^({name}:\n(?:  .*\n)*?  default: ).*\n(?:    .*\n)*"
+        text, count = re.subn(pattern, lambda m, v=value: f"{m.group(1)}{v!r}\n", text)
+        assert count == 1, name
+    copier_yml.write_text(text)
+    commit_all(fork, "ACME defaults", "v1.1.0")
+
+    project = tmp_path / "plugin"
+    run = copier_cli(
+        "copy", "--defaults", "--data", "plugin_id=acme_thing", str(fork), str(project)
+    )
+    assert run.returncode == 0, run.stderr
+
+    meta = read_toml(project / "nexo-plugin.toml")["plugin"]["meta"]
+    assert meta["author"] == "ACME Robotics" and meta["license"] == "Apache-2.0"
+    assert meta["repository"].startswith("https://github.com/acme-robotics/")
+    pyproject = read_toml(project / "pyproject.toml")["project"]
+    assert pyproject["authors"] == [{"name": "ACME Robotics", "email": "plugins@acme.example"}]
+    assert pyproject["license"] == "Apache-2.0"
+    assert (project / "LICENSE").read_text().split()[:2] == ["Apache", "License"]
+    readme = (project / "README.md").read_text()
+    assert "ACME operators verify every plugin release." in readme
+    entry = tomllib.loads(re.search(r"```toml\n(\[\[authors\]\].*?)```", readme, re.S).group(1))
+    assert entry["authors"][0]["owner"] == "acme-robotics"
+    assert entry["authors"][0]["mode"] == "warn"
+    assert "acme-robotics" in entry["authors"][0]["identity_regexp"]
+    for workflow in ("release.yml", "ci.yml"):
+        jobs = yaml.safe_load((project / ".github/workflows" / workflow).read_text())["jobs"]
+        assert {job["runs-on"] for job in jobs.values()} == {"acme-linux-x64"}
