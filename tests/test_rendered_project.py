@@ -38,6 +38,8 @@ def test_exact_set_of_generated_files(project: Project) -> None:
     assert project_files(project) == {
         ".copier-answers.yml",
         ".gitignore",
+        ".pre-commit-config.yaml",
+        "CHANGELOG.md",
         "LICENSE",
         "README.md",
         "nexo-plugin.toml",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import Project
-from render import BIN
+from workflow_lint import actionlint, assert_clean, zizmor
 
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"uses: \S+ # v\d+\.\d+\.\d+$")
@@ -27,45 +26,11 @@ def steps(job: dict) -> list[dict]:
     return job.get("steps", [])
 
 
-def run_tool(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / command[0]), *command[1:]], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
 # -- offline linters --------------------------------------------------------------------
 
 
-def zizmor(path: Path) -> subprocess.CompletedProcess[str]:
-    return run_tool("zizmor", "--offline", "--persona=pedantic", "--no-progress", str(path))
-
-
-def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
-    return run_tool(
-        "actionlint", "-no-color", "-shellcheck", str(BIN / "shellcheck"), *map(str, files)
-    )
-
-
-def test_zizmor_pedantic_finds_nothing(project: Project) -> None:
-    run = zizmor(project.path / ".github")
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "No findings to report" in run.stdout
-
-
-def test_actionlint_with_shellcheck_finds_nothing(project: Project) -> None:
-    run = actionlint(*sorted((project.path / ".github/workflows").glob("*.yml")))
-    assert run.returncode == 0 and run.stdout == "", run.stdout + run.stderr
-
-
-@pytest.mark.parametrize(
-    ("schema", "pattern"),
-    [("vendor.github-workflows", "workflows/*.yml"), ("vendor.dependabot", "dependabot.yml")],
-)
-def test_files_match_their_json_schema(project: Project, schema: str, pattern: str) -> None:
-    files = sorted((project.path / ".github").glob(pattern))
-    assert files
-    run = run_tool("check-jsonschema", "--builtin-schema", schema, *map(str, files))
-    assert run.returncode == 0, run.stdout + run.stderr
+def test_zizmor_actionlint_and_schemas_find_nothing(project: Project) -> None:
+    assert_clean(project.path / ".github")
 
 
 BAD_WORKFLOW = """\

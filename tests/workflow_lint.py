@@ -1,0 +1,42 @@
+"""The offline workflow linters, as every test that lints GitHub files runs them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from render import BIN
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / command[0]), *command[1:]], capture_output=True, text=True, timeout=120
+    )
+
+
+def zizmor(github_dir: Path) -> subprocess.CompletedProcess[str]:
+    return run_tool("zizmor", "--offline", "--persona=pedantic", "--no-progress", str(github_dir))
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    shellcheck = str(BIN / "shellcheck")
+    return run_tool("actionlint", "-no-color", "-shellcheck", shellcheck, *map(str, files))
+
+
+def check_schema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return run_tool("check-jsonschema", "--builtin-schema", schema, *map(str, files))
+
+
+def assert_clean(github_dir: Path) -> None:
+    """zizmor (pedantic), actionlint with shellcheck and the JSON schemas all pass."""
+    found = zizmor(github_dir)
+    assert found.returncode == 0 and "No findings" in found.stdout, found.stdout + found.stderr
+    workflows = sorted((github_dir / "workflows").glob("*.yml"))
+    linted = actionlint(*workflows)
+    assert linted.returncode == 0 and linted.stdout == "", linted.stdout + linted.stderr
+    for schema, files in (
+        ("vendor.github-workflows", workflows),
+        ("vendor.dependabot", [github_dir / "dependabot.yml"]),
+    ):
+        checked = check_schema(schema, *files)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
