@@ -3,6 +3,7 @@
 
     python3 dev.py demo   render a plugin with default answers and drive its handshake
     python3 dev.py test   run the template's whole test suite (extra arguments go to pytest)
+    python3 dev.py bench  measure a generated plugin against the floors (benchmarks/)
 
 Both create .venv/ with requirements-dev.txt on first use.
 """
@@ -36,14 +37,15 @@ def ensure_venv() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "bench"):
         print(__doc__, file=sys.stderr)
         return 2
     ensure_venv()
     if argv[0] == "test":
         command = [str(BIN / "pytest"), *argv[1:]]
     else:
-        command = [str(BIN / "python"), str(ROOT / "tests" / "demo.py"), *argv[1:]]
+        script = {"demo": ROOT / "tests" / "demo.py", "bench": ROOT / "benchmarks" / "bench.py"}
+        command = [str(BIN / "python"), str(script[argv[0]]), *argv[1:]]
     return subprocess.run(command, cwd=ROOT).returncode
 
 

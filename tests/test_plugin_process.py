@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,15 @@ from scripted_host import INIT, ScriptedHost
 def start(project: Project, tmp_path: Path, **kwargs) -> ScriptedHost:
     """The plugin, spawned like the daemon does: by its entrypoint, from another directory."""
     return ScriptedHost([str(project.launcher)], cwd=tmp_path, **kwargs)
+
+
+SDK_REPLY = """
+import sys
+from nexo_plugin_sdk import read_manifest, wire
+manifest = read_manifest(open(sys.argv[1]).read())
+reply = wire.build_response(1, {"manifest": manifest, "server_version": sys.argv[2]})
+sys.stdout.write(wire.serialize_frame(reply))
+"""
 
 
 def echo_event(kind: str) -> dict:
@@ -92,6 +102,75 @@ def test_tool_invoke(project: Project, tmp_path) -> None:
         }
         call["params"]["args"] = ["not", "an", "object"]
         assert host.call({**call, "id": 3})["error"]["code"] == -33402
+
+
+def test_initialize_reply_is_byte_for_byte_the_sdk_reply(project: Project, tmp_path) -> None:
+    # Plugins without tools answer initialize before loading the SDK: with its exact bytes.
+    sdk_reply = subprocess.run(
+        [
+            str(project.path / ".venv/bin/python"),
+            "-c",
+            SDK_REPLY,
+            str(project.path / "nexo-plugin.toml"),
+            f"{project.plugin_id}-0.1.0",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    plugin = subprocess.Popen(
+        [str(project.launcher)],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    plugin.stdin.write(json.dumps(INIT).encode() + b"\n")
+    plugin.stdin.flush()
+    reply = plugin.stdout.readline()
+    plugin.stdin.close()
+    assert plugin.wait(timeout=10) == 0
+    if not project.answers["with_example_tool"]:
+        assert reply == sdk_reply
+    else:  # the SDK answers, adding its tool list
+        assert (
+            json.loads(reply)["result"]["manifest"] == json.loads(sdk_reply)["result"]["manifest"]
+        )
+
+
+@pytest.mark.parametrize(
+    "first",
+    [b"not json at all", b'{"jsonrpc": "2.0", "method": "no.such.notification"}', b"[1]", b""],
+    ids=["garbage", "notification", "array", "empty-line"],
+)
+def test_a_first_frame_other_than_initialize_goes_to_the_sdk(
+    project: Project, tmp_path, first: bytes
+) -> None:
+    with start(project, tmp_path) as host:
+        host.write(first + b"\n")
+        assert host.call(INIT)["result"]["manifest"]["plugin"]["id"] == project.plugin_id
+        assert host.call({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})["result"] == {
+            "ok": True
+        }
+        assert host.exit_code() == 0
+
+
+def test_shutdown_as_the_first_frame(project: Project, tmp_path) -> None:
+    with start(project, tmp_path) as host:
+        assert host.call({"jsonrpc": "2.0", "id": 5, "method": "shutdown"})["result"] == {
+            "ok": True
+        }
+        assert host.exit_code() == 0
+
+
+@pytest.mark.parametrize("how", ["close-stdin", "sigterm"])
+def test_stops_cleanly_before_initialize(project: Project, tmp_path, how: str) -> None:
+    with start(project, tmp_path) as host:
+        time.sleep(0.2)
+        if how == "sigterm":
+            host.proc.send_signal(signal.SIGTERM)
+        else:
+            host.proc.stdin.close()
+        assert host.exit_code() == 0
 
 
 def test_unknown_method_gets_32601(project: Project, tmp_path) -> None:
@@ -205,6 +284,18 @@ def test_print_manifest_is_verbatim_with_stdin_left_open(project: Project, tmp_p
     assert probe.returncode == 0, stderr
     assert stdout == (project.path / "nexo-plugin.toml").read_bytes()
     assert stderr == b""
+
+
+def test_python_m_package_answers_the_probe_too(project: Project, tmp_path) -> None:
+    run = subprocess.run(
+        [str(project.path / ".venv/bin/python"), "-m", project.plugin_id, "--print-manifest"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        capture_output=True,
+        timeout=10,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == (project.path / "nexo-plugin.toml").read_bytes()
 
 
 def test_print_manifest_needs_no_dependency(project: Project, tmp_path) -> None:

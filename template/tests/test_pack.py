@@ -141,7 +141,6 @@ def hostile_environment(tmp_path: Path) -> dict[str, str]:
         "PATH": f"{foreign / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(pythonpath),
         "PYTHONSTARTUP": str(pythonpath / "sitecustomize.py"),
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
 
 

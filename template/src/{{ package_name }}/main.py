@@ -4,18 +4,25 @@ This file follows the template (`copier update` refreshes it); put plugin behavi
 handlers.py. Order matters here:
 
 1. `--print-manifest` is answered first, with nothing but the standard library loaded: the
-   daemon probes every candidate binary with it at each discovery.
+   daemon probes every candidate binary with it at each discovery (bin/<id> answers it
+   even earlier, in its shell part).
 2. stdin must be a pipe or a socket: the SDK hangs silently on anything else.
 3. File descriptor 1 is kept for JSON-RPC frames only. The real stdout is moved to a
    private descriptor for the SDK, and descriptor 1 becomes a copy of stderr, so print(),
    logging, C extensions and child processes can only ever write to stderr.
+4. The daemon's `initialize` is answered as soon as it arrives, before asyncio and the SDK
+   are imported (most of a Python plugin's start-up), with the reply the SDK would give.
+   Plugins that declare tools let the SDK answer, since the tool list comes from it.
 """
 
+import json
 import os
 import sys
 
 MANIFEST_FILE = "nexo-plugin.toml"
 PROBE_FLAG = "--print-manifest"
+# The longest first frame read before the SDK takes over stdin; `initialize` is far shorter.
+FIRST_FRAME_LIMIT = 64 * 1024
 USAGE = """\
 usage: bin/{plugin_id} [--print-manifest]
 
@@ -53,6 +60,24 @@ def print_manifest() -> int:
     return 0
 
 
+def parse_manifest(text: str) -> dict:
+    """The manifest as the SDK reads it (tomllib, or tomli before Python 3.11)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        import tomli as tomllib
+
+    try:
+        manifest = tomllib.loads(text)
+        plugin = manifest["plugin"]
+        if isinstance(plugin["id"], str) and isinstance(plugin["version"], str):
+            return manifest
+        problem = "plugin.id and plugin.version must be strings"
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    raise SystemExit(f"{manifest_path()}: not a usable manifest ({problem})")
+
+
 def stdin_is_stream() -> bool:
     import stat
 
@@ -70,6 +95,51 @@ def fence_stdout():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return frames
+
+
+def read_first_line() -> bytes | None:
+    """The first frame, read byte by byte so that nothing after it leaves the pipe; None
+    when stdin closes before the first byte."""
+    line = bytearray()
+    while len(line) < FIRST_FRAME_LIMIT:
+        byte = os.read(0, 1)
+        if not byte:
+            return bytes(line) if line else None
+        if byte == b"\n":
+            break
+        line += byte
+    return bytes(line)
+
+
+def answer_initialize(first_line: bytes, manifest: dict, frames) -> bool:
+    """Reply to an `initialize` request as the SDK would; False when it is something else."""
+    if "extends" in manifest["plugin"]:
+        return False  # declared tools: the SDK builds the reply from handlers.tools()
+    try:
+        request = json.loads(first_line)
+    except ValueError:
+        return False
+    if not isinstance(request, dict) or request.get("method") != "initialize":
+        return False
+    if "id" not in request:
+        return False
+    plugin = manifest["plugin"]
+    result = {"manifest": manifest, "server_version": f"{plugin['id']}-{plugin['version']}"}
+    frames.write(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}) + "\n")
+    frames.flush()
+    return True
+
+
+def exit_quietly_on_signals() -> None:
+    """Until the SDK's loop takes SIGTERM and SIGINT over (draining handlers), stop with
+    exit code 0 on them: nothing is in flight yet."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def configure_logging(plugin_id: str) -> None:
@@ -99,15 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     if args == [PROBE_FLAG]:
         return print_manifest()
 
-    from nexo_plugin_sdk import ManifestError, read_manifest
-
     manifest_text = read_manifest_bytes().decode("utf-8")
-    try:
-        plugin_id = read_manifest(manifest_text)["plugin"]["id"]
-    except ManifestError as error:
-        sys.stderr.write(f"{manifest_path()}: {error}\n")
-        return 1
-
+    manifest = parse_manifest(manifest_text)
+    plugin_id = manifest["plugin"]["id"]
     if args in (["-h"], ["--help"]):
         sys.stderr.write(USAGE.format(plugin_id=plugin_id))
         return 0
@@ -121,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     frames = fence_stdout()
+    exit_quietly_on_signals()
+    first_line = read_first_line()
+    if first_line is None:
+        return 0  # the daemon closed stdin before saying anything
+    if answer_initialize(first_line, manifest, frames):
+        first_line = b""
     configure_logging(plugin_id)
 
     import asyncio
@@ -128,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import build_adapter
 
     adapter = build_adapter(manifest_text, frames)
-    asyncio.run(adapter.run())
+    asyncio.run(adapter.serve(first_line.decode("utf-8", "replace")))
     return 0
 
 

@@ -13,10 +13,10 @@ nexoai SDK (0.4.x):
 from __future__ import annotations
 
 import logging
+import os
 import sys
-import uuid
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import IO, Any
 
 from nexo_plugin_sdk import BrokerSender, Event, PluginAdapter, read_manifest
@@ -25,7 +25,7 @@ INBOUND_PREFIX = "plugin.inbound."
 OUTBOUND_PREFIX = "plugin.outbound."
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InboundEvent:
     """A broker event the daemon delivered on plugin.outbound.<kind>[.<rest>]."""
 
@@ -41,24 +41,50 @@ class InboundEvent:
     def from_wire(cls, event: Any, topic: str) -> InboundEvent:
         if not isinstance(event, dict):
             raise ValueError(f"broker.event on {topic}: `event` is not an object: {event!r}")
+        get = event.get
         return cls(
-            topic=str(event.get("topic", topic)),
-            source=str(event.get("source", "")),
-            payload=event.get("payload", {}),
-            id=event.get("id"),
-            timestamp=event.get("timestamp"),
-            session_id=event.get("session_id"),
-            raw=event,
+            get("topic", topic),
+            get("source", ""),
+            get("payload", {}),
+            get("id"),
+            get("timestamp"),
+            get("session_id"),
+            event,
         )
 
 
-@dataclass
+def new_event_id() -> str:
+    """A random (version 4) UUID string, as uuid.uuid4() but without its per-call overhead."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+_second = -1
+_second_text = ""
+
+
+def utc_timestamp() -> str:
+    """Now, in RFC 3339 UTC with microseconds; the date part is formatted once a second."""
+    global _second, _second_text
+    now = time.time()
+    second = int(now)
+    if second != _second:
+        _second, _second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second_text}.{int((now - second) * 1_000_000):06d}+00:00"
+
+
 class StampedEvent(Event):
     """An SDK `Event` serialized the way the daemon's broker `Event` deserializes."""
 
-    session_id: str | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timestamp: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    def __init__(self, topic: str, source: str, payload: Any, session_id: str | None) -> None:
+        self.topic, self.source, self.payload = topic, source, payload
+        self.correlation_id, self.metadata = None, {}
+        self.session_id = session_id
+        self.id = new_event_id()
+        self.timestamp = utc_timestamp()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,19 +109,23 @@ class PluginContext:
             channel["kind"] for channel in plugin.get("channels", {}).get("register", [])
         )
         self.log = logging.getLogger(self.id)
+        self._inbound = tuple(f"{INBOUND_PREFIX}{kind}" for kind in self.kinds)
+        self._outbound = tuple(f"{OUTBOUND_PREFIX}{kind}" for kind in self.kinds)
         #: The SDK's host handle (memory_recall, llm_complete, llm_complete_stream), set
         #: once the adapter exists.
         self.broker: BrokerSender | None = None
 
-    def _kind_of(self, topic: str, prefix: str) -> str | None:
-        if not topic.startswith(prefix):
-            return None
-        kind = topic[len(prefix) :].split(".", 1)[0]
-        return kind if kind in self.kinds else None
+    @staticmethod
+    def _declared(topic: str, prefixes: tuple[str, ...]) -> bool:
+        """topic is one of prefixes, or one of them followed by ".<rest>"."""
+        for prefix in prefixes:
+            if topic == prefix or (topic.startswith(prefix) and topic[len(prefix)] == "."):
+                return True
+        return False
 
     def inbound_topic(self, outbound_topic: str) -> str:
         """plugin.outbound.<kind>[.<rest>] -> plugin.inbound.<kind>[.<rest>]."""
-        if self._kind_of(outbound_topic, OUTBOUND_PREFIX) is None:
+        if not self._declared(outbound_topic, self._outbound):
             raise ValueError(
                 f"{outbound_topic!r} is not plugin.outbound.<kind>[.<rest>] for a declared "
                 f"channel kind {list(self.kinds)}"
@@ -104,7 +134,7 @@ class PluginContext:
 
     async def publish(self, topic: str, payload: Any, *, session_id: str | None = None) -> None:
         """Publish `payload` on `topic` as a daemon-valid broker event."""
-        if self._kind_of(topic, INBOUND_PREFIX) is None:
+        if not self._declared(topic, self._inbound):
             # The daemon would drop it with nothing but a warning in its own log.
             raise ValueError(
                 f"cannot publish on {topic!r}: the daemon only accepts "
@@ -112,8 +142,7 @@ class PluginContext:
             )
         if self.broker is None:
             raise RuntimeError("publish() needs the running adapter: call it from a handler")
-        event = StampedEvent(topic=topic, source=self.id, payload=payload, session_id=session_id)
-        await self.broker.publish(topic, event)
+        await self.broker.publish(topic, StampedEvent(topic, self.id, payload, session_id))
 
 
 class _Adapter(PluginAdapter):
@@ -136,11 +165,20 @@ class _Adapter(PluginAdapter):
         except Exception:
             self.plugin.log.exception("on_event failed for a broker.event on %s", topic)
 
+    async def serve(self, first_line: str) -> None:
+        """Run the SDK loop, after handling the frame main.py read to answer initialize early."""
+        if first_line.strip() and await self._handle_line(first_line.strip()):
+            return  # it was a shutdown request
+        await self.run()
 
-if not callable(getattr(PluginAdapter, "_dispatch_event", None)):
+
+# The SDK internals this file builds on (and its `_broker` attribute); an SDK without them
+# needs a newer template.
+if not all(hasattr(PluginAdapter, name) for name in ("_dispatch_event", "_handle_line")):
     raise ImportError(
-        "this nexoai version has no PluginAdapter._dispatch_event, which runtime.py replaces; "
-        "update the plugin from its template (`copier update`) or pin the nexoai it names"
+        "this nexoai version lacks PluginAdapter._dispatch_event or _handle_line, which "
+        "runtime.py uses; update the plugin from its template (`copier update`) or pin the "
+        "nexoai version the template names"
     )
 
 
