@@ -165,7 +165,7 @@ def test_shutdown_as_the_first_frame(project: Project, tmp_path) -> None:
 @pytest.mark.parametrize("how", ["close-stdin", "sigterm"])
 def test_stops_cleanly_before_initialize(project: Project, tmp_path, how: str) -> None:
     with start(project, tmp_path) as host:
-        time.sleep(0.2)
+        time.sleep(1.0)  # well past start-up, while it waits for the first frame
         if how == "sigterm":
             host.proc.send_signal(signal.SIGTERM)
         else:

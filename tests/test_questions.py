@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import copier
 import pytest
 import yaml
-from render import TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
+from render import BIN, TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
 
 COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
 
@@ -155,6 +156,23 @@ def test_copier_cli_renders_without_trust(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert read_toml(dst / "nexo-plugin.toml")["plugin"]["id"] == "cli_plugin"
     assert 'Your nexo plugin "cli_plugin" is ready' in run.stdout + run.stderr
+
+
+def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> None:
+    oldest = COPIER_YML["_min_copier_version"]
+    dst = tmp_path / "oldest"
+    copier = [str(BIN / "uv"), "tool", "run", "--from", f"copier=={oldest}", "copier"]
+    arguments = ["--defaults", "--vcs-ref", "HEAD", "--data", "plugin_id=oldest"]
+    run = subprocess.run(
+        [*copier, "copy", *arguments, str(TEMPLATE_ROOT), str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    current = render(tmp_path / "current" / "oldest", plugin_id="oldest")
+    for name in ("nexo-plugin.toml", "pyproject.toml", "bin/oldest", "src/oldest/main.py"):
+        assert (dst / name).read_bytes() == (current / name).read_bytes(), name
 
 
 def test_copier_cli_reports_a_bad_answer(tmp_path: Path) -> None:

@@ -217,6 +217,15 @@ def add_dependency(project: Path, requirement: str) -> None:
     )
 
 
+def forget_the_tomli_pin(project: Path) -> None:
+    """Support Python 3.10 without pinning the tomli the SDK needs there."""
+    pyproject = project / "pyproject.toml"
+    text = re.sub(
+        r'requires-python = ">=3\.\d+"', 'requires-python = ">=3.10"', pyproject.read_text()
+    )
+    pyproject.write_text(re.sub(r"(?m)^.*tomli==.*\n", "", text))
+
+
 def test_native_extension_is_refused(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
@@ -244,8 +253,9 @@ def test_native_extension_is_refused(tmp_path: Path) -> None:
         ),
         (lambda p: next((p / "bin").iterdir()).unlink(), "is missing: the daemon starts"),
         (lambda p: add_dependency(p, "requests>=2"), "is not pinned to one version"),
+        (forget_the_tomli_pin, "which pyproject.toml does not pin"),
     ],
-    ids=["bad-toml", "not-semver", "unknown-key", "no-launcher", "unpinned"],
+    ids=["bad-toml", "not-semver", "unknown-key", "no-launcher", "unpinned", "transitive"],
 )
 def test_bad_projects_fail_with_a_clear_message(tmp_path: Path, change, message: str) -> None:
     project = copy_project(tmp_path / "project")
