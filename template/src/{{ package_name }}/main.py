@@ -131,12 +131,13 @@ def answer_initialize(first_line: bytes, manifest: dict, frames) -> bool:
 
 
 def exit_quietly_on_signals() -> None:
-    """Until the SDK's loop takes SIGTERM and SIGINT over (draining handlers), stop with
-    exit code 0 on them: nothing is in flight yet."""
+    """Until the SDK's loop takes SIGTERM and SIGINT over (and drains handlers on them),
+    exit 0 at once on either: nothing is in flight yet. os._exit, because an exception
+    raised in a signal handler can land in a callback that swallows it."""
     import signal
 
     def stop(signum: int, frame: object) -> None:
-        raise SystemExit(0)
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
