@@ -303,11 +303,10 @@ def source_date_epoch(root: Path) -> int:
     return int(run.stdout.strip()) if run.returncode == 0 and run.stdout.strip() else FALLBACK_EPOCH
 
 
-def collect(root: Path) -> tuple[str, dict[str, tuple[bytes, int]]]:
-    """(tarball name, {archive path: (bytes, mode)}) for the project at `root`."""
+def collect(root: Path, plugin: dict) -> dict[str, tuple[bytes, int]]:
+    """{archive path: (bytes, mode)} for the project at `root`, whose [plugin] is `plugin`."""
     manifest_path = root / "nexo-plugin.toml"
-    plugin = load_valid(manifest_path)["plugin"]
-    plugin_id, version = plugin["id"], plugin["version"]
+    plugin_id = plugin["id"]
     launcher = f"bin/{plugin_id}"
     if plugin["entrypoint"]["command"] not in (launcher, f"./{launcher}"):
         raise PackError(
@@ -347,7 +346,7 @@ def collect(root: Path) -> tuple[str, dict[str, tuple[bytes, int]]]:
             if name.split("/")[-1] == "nexo-plugin.toml":
                 raise PackError(f"{path}: a second nexo-plugin.toml would confuse plugin discovery")
             entries[path] = (data, 0o644)
-    return f"{plugin_id}-{version}-noarch.tar.gz", entries
+    return entries
 
 
 def write_tarball(entries: dict[str, tuple[bytes, int]], target: Path, mtime: int) -> None:
@@ -394,7 +393,7 @@ def pack(root: Path, out: Path) -> Path:
     for stale in (tarball, sidecar):
         stale.unlink(missing_ok=True)
     try:
-        name, entries = collect(root)
+        entries = collect(root, plugin)
         out.mkdir(parents=True, exist_ok=True)
         write_tarball(entries, partial, source_date_epoch(root))
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
