@@ -28,6 +28,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from email.parser import HeaderParser
 from pathlib import Path
 
@@ -142,19 +143,19 @@ def marker_holds(marker: str, python: str, extras: frozenset[str], owner: str) -
             return compare(left, op, right)
         return {"==": left == right, "!=": left != right}.get(op, False)
 
-    def conjunction() -> bool:
-        result = comparison()
-        while position < len(tokens) and tokens[position] == "and":
+    def chain(operand: Callable[[], bool], keyword: str) -> bool:
+        """operand (keyword operand)*, combined with `and` or `or`."""
+        results = [operand()]
+        while position < len(tokens) and tokens[position] == keyword:
             take()
-            result = comparison() and result
-        return result
+            results.append(operand())
+        return all(results) if keyword == "and" else any(results)
+
+    def conjunction() -> bool:
+        return chain(comparison, "and")
 
     def disjunction() -> bool:
-        result = conjunction()
-        while position < len(tokens) and tokens[position] == "or":
-            take()
-            result = conjunction() or result
-        return result
+        return chain(conjunction, "or")
 
     try:
         result = disjunction()

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .runtime import build_adapter
 
-    adapter = build_adapter(manifest_text, frames)
+    adapter = build_adapter(manifest_text, manifest, frames)
     asyncio.run(adapter.serve(first_line.decode("utf-8", "replace")))
     return 0
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from nexo_plugin_sdk import BrokerSender, Event, PluginAdapter, read_manifest
+from nexo_plugin_sdk import BrokerSender, Event, PluginAdapter
 
 INBOUND_PREFIX = "plugin.inbound."
 OUTBOUND_PREFIX = "plugin.outbound."
@@ -182,11 +182,12 @@ if not all(hasattr(PluginAdapter, name) for name in ("_dispatch_event", "_handle
     )
 
 
-def build_adapter(manifest_text: str, frames: IO[str]) -> PluginAdapter:
-    """The SDK adapter for this plugin, writing JSON-RPC frames to `frames` only."""
+def build_adapter(manifest_text: str, manifest: dict[str, Any], frames: IO[str]) -> PluginAdapter:
+    """The SDK adapter for this plugin (`manifest` is `manifest_text` parsed; the SDK checks
+    it again), writing JSON-RPC frames to `frames` only."""
     from . import handlers
 
-    plugin = PluginContext(read_manifest(manifest_text))
+    plugin = PluginContext(manifest)
     hooks: dict[str, Any] = {}
     tools = handlers.tools(plugin) if hasattr(handlers, "tools") else []
     if tools:
