@@ -1,367 +1,429 @@
-"""Build the release asset `nexo plugin install` expects, reproducibly.
+"""Build the release tarballs `nexo plugin install` takes, reproducibly, from uv.lock.
 
-    python3 scripts/pack_tarball.py [--out DIR]       dist/<id>-<version>-noarch.tar.gz + .sha256
-    python3 scripts/pack_tarball.py --check-reproducible  also pack a second time and compare
-    python3 scripts/pack_tarball.py --check-tag vX.Y.Z   fail unless the tag is v + the version
+    python scripts/pack_tarball.py [--out DIR]          build into dist/ (or DIR)
+    python scripts/pack_tarball.py --check-reproducible  also pack a second time and compare
+    python scripts/pack_tarball.py --check-tag vX.Y.Z   fail unless the tag is v + the version
 
-The archive holds, at its root, nexo-plugin.toml (the project's bytes), bin/<id> (0755) and
-LICENSE, and under lib/ the plugin package and its vendored runtime dependencies: exactly
-the `==` pins of pyproject.toml whose markers hold on the project's minimum Python, as
-pure-Python wheels. Entries are sorted, owned by 0:0, dated SOURCE_DATE_EPOCH (default: the
-last commit's time) and gzipped without a name or time, so equal inputs give equal bytes.
+Run it in the project's environment (`uv run python scripts/pack_tarball.py`, or
+.venv/bin/python): it needs uv and packaging, both in the dev dependency group. Follows the
+template. What it builds, and why, is told once in the README ("Release"): in short,
 
-Standard library only (tomli on Python 3.10); wheels come from `python -m pip download`.
-Follows the template.
+- at the root: nexo-plugin.toml, bin/<id> (0755) and LICENSE; under lib/: the plugin's
+  package, only the files git tracks (a symlink, compiled code or a name or size the
+  installer refuses stops the pack), and the runtime dependencies exactly as uv.lock pins
+  them, each wheel checked against the lock's sha256, for every CPython from the minimum to
+  NEWEST_PYTHON. lib/ holds what all versions share, lib/python3.X/ what one needs alone;
+- one `noarch` tarball when every locked runtime dependency has a pure-Python wheel, else one
+  per installer target (`<id>-<version>-<target>.tar.gz`, with lib/TARGET naming it);
+- beside each: `.sha256` (the installer's checksum) and `.cdx.json` (a CycloneDX SBOM of
+  what it vendors);
+- entries sorted, owned by 0:0, dated SOURCE_DATE_EPOCH (default: the last commit's time),
+  gzipped without a name or a time: equal inputs give equal bytes.
+
+Every problem found is reported in one run, each with what to do about it.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import hashlib
 import io
+import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import zipfile
-from collections.abc import Callable
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.parser import HeaderParser
 from pathlib import Path
 
 from nexo_manifest import ManifestProblem, load, load_valid
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag, parse_tag
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENDOR_DIR = "lib"
+NEWEST_PYTHON = (3, 14)
+NOARCH = "noarch"
+# The installer's targets (the daemon's own triple), as PEP 508 marker values; uv takes the
+# same triples for --python-platform.
+TARGETS = {
+    "x86_64-unknown-linux-gnu": ("linux", "Linux", "x86_64"),
+    "aarch64-unknown-linux-gnu": ("linux", "Linux", "aarch64"),
+    "x86_64-apple-darwin": ("darwin", "Darwin", "x86_64"),
+    "aarch64-apple-darwin": ("darwin", "Darwin", "arm64"),
+}
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 # Limits of the nexo installer.
 MAX_ENTRIES = 10_000
+MAX_ENTRY_SIZE = 100 * 1024 * 1024
 MAX_UNPACKED = 250 * 1024 * 1024
 MAX_COMPRESSED = 100 * 1024 * 1024
+# The largest time a plain ustar header holds (11 octal digits).
+MAX_EPOCH = 8**11 - 1
 # 1980-01-01: the oldest date every archive format can hold, for packs outside git.
 FALLBACK_EPOCH = 315532800
-# name[extras] (specifier) ; marker, as in pyproject.toml and wheel METADATA.
-REQUIREMENT = re.compile(
-    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[(?P<extras>[^\]]*)\])?"
-    r"\s*\(?(?P<spec>[^;()]*)\)?\s*(?:;\s*(?P<marker>.+))?$"
-)
-MARKER_TOKEN = re.compile(
-    r"\s*(\(|\)|'[^']*'|\"[^\"]*\"|===|==|!=|<=|>=|~=|<|>|not\s+in\b|in\b|and\b|or\b"
-    r"|[A-Za-z_][A-Za-z0-9_.]*)"
-)
-# Marker variables with one value on every machine a noarch plugin runs on.
-FIXED_MARKERS = {
-    "implementation_name": "cpython",
-    "platform_python_implementation": "CPython",
-    "os_name": "posix",
-}
 
 
 class PackError(Exception):
-    """Packing cannot go on; the message says why and how to fix it."""
+    """Packing cannot go on; each problem says what is wrong and how to fix it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
-# -- versions, specifiers and markers (just what dependency pins need) --------------------
+@dataclass(frozen=True)
+class Locked:
+    """One runtime dependency as uv.lock pins it."""
+
+    name: str
+    version: str
+    requirement: Requirement
+    hashes: tuple[str, ...]
+
+    def line(self) -> str:
+        """The requirement for uv: this exact version, one of these files, no marker."""
+        return " ".join([f"{self.name}=={self.version}", *(f"--hash={h}" for h in self.hashes)])
 
 
-def release(version: str) -> tuple[int, ...]:
-    match = re.match(r"\d+(?:\.\d+)*", version.strip())
-    if not match:
-        raise PackError(f"cannot compare version {version!r}")
-    return tuple(int(part) for part in match.group().split("."))
+@dataclass
+class Dist:
+    """One installed distribution: what it puts under lib/, and what it came from."""
+
+    name: str
+    version: str
+    files: dict[str, bytes]
+    tags: frozenset[Tag]
+    purelib: bool
+    license: str | None = None
+
+    @property
+    def native_files(self) -> list[str]:
+        return sorted(name for name in self.files if name.lower().endswith(NATIVE_SUFFIXES))
 
 
-def compare(left: str, op: str, right: str) -> bool:
-    if op == "===":
-        return left == right
-    if op in ("==", "!=") and right.endswith(".*"):
-        prefix = release(right[:-2])
-        equal = release(left)[: len(prefix)] == prefix
-        return equal if op == "==" else not equal
-    a, b = release(left), release(right)
-    width = max(len(a), len(b))
-    a, b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
-    if op == "~=":
-        prefix = release(right)[:-1]
-        return a >= b and release(left)[: len(prefix)] == prefix
-    return {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+@dataclass
+class Build:
+    """One tarball: its target and what goes in."""
+
+    target: str
+    entries: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    dists: dict[tuple[str, str], set[Tag]] = field(default_factory=dict)
 
 
-def satisfies(version: str, specifier: str) -> bool:
-    for clause in filter(None, (part.strip() for part in specifier.split(","))):
-        op, wanted = re.match(r"(===|==|!=|<=|>=|~=|<|>)?\s*(.+)", clause).groups()
-        if not compare(version, op or "==", wanted):
-            return False
-    return True
+# -- the project's own files -------------------------------------------------------------
 
 
-def marker_holds(marker: str, python: str, extras: frozenset[str], owner: str) -> bool:
-    """Evaluate a PEP 508 marker for the minimum Python on a noarch (any-platform) install."""
-    tokens = MARKER_TOKEN.findall(marker)
-    unreadable = PackError(f"{owner}: cannot read the environment marker {marker!r}")
-    if re.sub(r"\s+", "", "".join(tokens)) != re.sub(r"\s+", "", marker):
-        raise unreadable
-    position = 0
+def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True)
 
-    def take() -> str:
-        nonlocal position
-        position += 1
-        return tokens[position - 1]
 
-    def value() -> tuple[str, str]:
-        token = take()
-        if token[0] in "'\"":
-            return "literal", token[1:-1]
-        if token in ("python_version", "python_full_version"):
-            return "version", python
-        if token == "extra":
-            return "extra", ""
-        if token in FIXED_MARKERS:
-            return "literal", FIXED_MARKERS[token]
-        raise PackError(
-            f"{owner}: the marker {marker!r} depends on {token}, which differs between the "
-            "machines a noarch tarball runs on; vendor only dependencies every platform needs"
+def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, tuple[bytes, int]]:
+    """{archive path: (bytes, mode)} of the files git tracks that the tarball carries."""
+    launcher = f"bin/{plugin_id}"
+    package = f"src/{plugin_id}"
+    wanted = ["nexo-plugin.toml", launcher, "LICENSE", package]
+    listed = git(root, "ls-files", "-z", "--", *wanted)
+    if listed.returncode != 0:
+        problems.append(
+            f"{root} is not a git checkout (or git is missing): the pack takes only the files "
+            "git tracks, so that secrets and junk never ship. Run `git init` and commit."
         )
-
-    def comparison() -> bool:
-        if tokens[position] == "(":
-            take()
-            result = disjunction()
-            take()  # ")"
-            return result
-        (left_kind, left), op, (right_kind, right) = value(), take(), value()
-        op = " ".join(op.split())
-        if "extra" in (left_kind, right_kind):
-            wanted = right if left_kind == "extra" else left
-            return (wanted in extras) == (op == "==")
-        if op in ("in", "not in"):
-            return (left in right) == (op == "in")
-        if "version" in (left_kind, right_kind):
-            return compare(left, op, right)
-        return {"==": left == right, "!=": left != right}.get(op, False)
-
-    def chain(operand: Callable[[], bool], keyword: str) -> bool:
-        """operand (keyword operand)*, combined with `and` or `or`."""
-        results = [operand()]
-        while position < len(tokens) and tokens[position] == keyword:
-            take()
-            results.append(operand())
-        return all(results) if keyword == "and" else any(results)
-
-    def conjunction() -> bool:
-        return chain(comparison, "and")
-
-    def disjunction() -> bool:
-        return chain(conjunction, "or")
-
-    try:
-        result = disjunction()
-    except (IndexError, KeyError):
-        raise unreadable from None
-    if position != len(tokens):
-        raise unreadable
-    return result
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# -- what goes into the archive -----------------------------------------------------------
-
-
-def runtime_pins(pyproject: dict, python: str) -> dict[str, tuple[str, frozenset[str]]]:
-    """{normalized name: (version, extras)} for every dependency that applies on `python`."""
-    pins = {}
-    for requirement in pyproject.get("project", {}).get("dependencies", []):
-        match = REQUIREMENT.match(requirement)
-        spec = match and match["spec"].strip()
-        if not match or not re.fullmatch(r"==\s*[0-9][0-9A-Za-z.+!]*", spec or ""):
-            raise PackError(
-                f"pyproject.toml: dependency {requirement!r} is not pinned to one version. "
-                "Write it as name==1.2.3: a release vendors exactly the versions you tested."
+        return {}
+    files: dict[str, tuple[bytes, int]] = {}
+    for raw in filter(None, listed.stdout.split(b"\0")):
+        name = raw.decode("utf-8", "surrogateescape")
+        path = root / name
+        if not _utf8(name):
+            problems.append(f"{name!r}: the installer takes only UTF-8 file names; rename it")
+        elif path.is_symlink():
+            problems.append(
+                f"{name} is a symlink; the tarball holds regular files only (a link could "
+                "point outside the project): commit the file itself"
             )
-        owner = f"pyproject.toml dependency {requirement!r}"
-        if match["marker"] and not marker_holds(match["marker"], python, frozenset(), owner):
-            continue
-        extras = frozenset(e.strip() for e in (match["extras"] or "").split(",") if e.strip())
-        pins[normalize(match["name"])] = (spec[2:].strip(), extras)
-    return pins
-
-
-def minimum_python(pyproject: dict) -> str:
-    requires = pyproject.get("project", {}).get("requires-python", "")
-    match = re.fullmatch(r"\s*>=\s*(3\.\d+)(?:\.\d+)?\s*", requires)
-    if not match:
-        raise PackError(
-            f'pyproject.toml: requires-python = {requires!r}; write ">=3.X" so the pack knows '
-            "which Python to vendor dependencies for"
-        )
-    return match.group(1)
-
-
-def download_wheels(pins: dict[str, tuple[str, frozenset[str]]], python: str, into: Path) -> None:
-    if not pins:
-        return
-    pip = [sys.executable, "-m", "pip"]
-    if subprocess.run([*pip, "--version"], capture_output=True).returncode != 0:
-        found = shutil.which("python3")
-        if not found:
-            raise PackError("packing needs pip: run this script with a python3 that has pip")
-        pip = [found, "-m", "pip"]
-    command = [
-        *pip, "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-        "--only-binary=:all:", "--implementation", "py", "--abi", "none", "--platform", "any",
-        "--python-version", python, "--dest", str(into),
-        *(f"{name}=={version}" for name, (version, _) in sorted(pins.items())),
-    ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise PackError(
-            "pip could not download a pure-Python (py3-none-any) wheel for every pinned "
-            "dependency. A noarch tarball runs on any OS and CPU, so it can only vendor "
-            "pure-Python wheels; a package with only native wheels cannot be packed.\n"
-            + run.stderr.strip()
-        )
-
-
-def wheel_files(
-    wheel: Path, pins: dict[str, tuple[str, frozenset[str]]], python: str
-) -> dict[str, bytes]:
-    """The files a wheel installs, checked for native code and unpinned dependencies."""
-    label = wheel.name
-    with zipfile.ZipFile(wheel) as archive:
-        names = [name for name in archive.namelist() if not name.endswith("/")]
-        info_dir = next((n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA")), None)
-        if info_dir is None:
-            raise PackError(f"{label}: no .dist-info/METADATA, not a wheel")
-        wheel_meta = HeaderParser().parsestr(archive.read(f"{info_dir}/WHEEL").decode())
-        metadata = HeaderParser().parsestr(archive.read(f"{info_dir}/METADATA").decode())
-        project = f"{metadata['Name']} {metadata['Version']}"
-        native = [name for name in names if name.lower().endswith(NATIVE_SUFFIXES)]
-        if native or wheel_meta.get("Root-Is-Purelib", "true").strip().lower() != "true":
-            raise PackError(
-                f"{project} ships a native extension ({', '.join(native) or 'platlib wheel'}). "
-                "A noarch tarball must run on every OS and CPU, so it can only vendor "
-                "pure-Python code: pin a version with a pure-Python wheel, or drop the dependency."
+        elif not path.is_file():
+            problems.append(
+                f"{name} is tracked by git but is not a file here; commit or restore it"
             )
-        _, extras = pins[normalize(metadata["Name"])]
-        for requirement in metadata.get_all("Requires-Dist") or []:
-            match = REQUIREMENT.match(requirement)
-            if match["marker"] and not marker_holds(match["marker"], python, extras, project):
-                continue
-            needed = normalize(match["name"])
-            if needed not in pins:
-                raise PackError(
-                    f"{project} needs {requirement!r} on Python {python}, which pyproject.toml "
-                    f'does not pin: add "{match["name"]}==<version>" (with the same marker) '
-                    "to [project].dependencies"
-                )
-            if not satisfies(pins[needed][0], match["spec"]):
-                raise PackError(
-                    f"{project} needs {requirement!r}, but pyproject.toml pins "
-                    f"{match['name']}=={pins[needed][0]}"
-                )
-        files = {}
-        for name in names:
-            top = name.split("/")[0]
-            if top.endswith(".data"):
-                raise PackError(f"{project}: wheels with a .data folder ({name}) are not supported")
-            if "__pycache__/" in name or name.endswith((".pyc", ".pyo")):
-                continue
-            # Of the metadata, keep what importlib.metadata reads and the licenses.
-            if top == info_dir and not (name.endswith("/METADATA") or "/licenses/" in name):
-                continue
-            files[name] = archive.read(name)
-        return files
-
-
-def package_files(package: Path) -> dict[str, bytes]:
-    files = {}
-    for path in sorted(package.rglob("*")):
-        relative = path.relative_to(package.parent).as_posix()
-        if "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
-            continue
-        if path.is_symlink():
-            raise PackError(f"{path}: symlinks cannot go into the tarball; use a regular file")
-        if path.is_file():
-            files[relative] = path.read_bytes()
+        elif name.lower().endswith(NATIVE_SUFFIXES):
+            problems.append(
+                f"{name} is compiled code: a tarball runs on any machine of its target, so "
+                "native code must come from a dependency's wheels (uv.lock), not from src/"
+            )
+        else:
+            archive_name = (
+                f"{VENDOR_DIR}/{name[len('src/') :]}" if name.startswith("src/") else name
+            )
+            files[archive_name] = (path.read_bytes(), 0o755 if name == launcher else 0o644)
+    for required in ("nexo-plugin.toml", launcher, f"{VENDOR_DIR}/{plugin_id}/__init__.py"):
+        if required not in files and not any(required in problem for problem in problems):
+            where = required.replace(f"{VENDOR_DIR}/", "src/", 1)
+            problems.append(f"{where} is missing or not committed: the installed plugin needs it")
+    untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", "--", package)
+    for raw in filter(None, untracked.stdout.split(b"\0")):
+        left_out = raw.decode(errors="replace")
+        print(f"pack_tarball: left out (not tracked by git): {left_out}", file=sys.stderr)
     return files
 
 
-def source_date_epoch(root: Path) -> int:
-    if os.environ.get("SOURCE_DATE_EPOCH"):
-        return int(os.environ["SOURCE_DATE_EPOCH"])
+def _utf8(name: str) -> bool:
     try:
-        run = subprocess.run(
-            ["git", "-C", str(root), "log", "-1", "--format=%ct"], capture_output=True, text=True
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_handlers(root: Path, plugin_id: str, problems: list[str]) -> None:
+    """handlers.py against the manifest, as the plugin checks it at start."""
+    run = subprocess.run(
+        [sys.executable, str(root / "bin" / plugin_id), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    if run.returncode != 0:
+        problems += [line for line in run.stderr.splitlines() if line.strip()]
+
+
+# -- dependencies --------------------------------------------------------------------------
+
+
+def uv_command() -> str:
+    """uv from the environment running this script (the dev group), else from PATH."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        return "uv"
+    return str(find_uv_bin())
+
+
+def locked_requirements(root: Path, problems: list[str]) -> list[Locked]:
+    """The runtime dependencies uv.lock pins, with their markers and file hashes."""
+    if not (root / "uv.lock").is_file():
+        problems.append(
+            "uv.lock is missing: run `uv lock` (`uv sync` does it too) and commit it; the "
+            "release vendors exactly what it pins"
         )
+        return []
+    if git(root, "ls-files", "--error-unmatch", "uv.lock").returncode != 0:
+        problems.append("uv.lock is not committed: commit it, the release must be reproducible")
+    uv = uv_command()
+    try:
+        check = subprocess.run([uv, "lock", "--check", "--offline"], cwd=root, capture_output=True)
     except OSError:
-        return FALLBACK_EPOCH
-    return int(run.stdout.strip()) if run.returncode == 0 and run.stdout.strip() else FALLBACK_EPOCH
-
-
-def collect(root: Path, plugin: dict) -> dict[str, tuple[bytes, int]]:
-    """{archive path: (bytes, mode)} for the project at `root`, whose [plugin] is `plugin`."""
-    manifest_path = root / "nexo-plugin.toml"
-    plugin_id = plugin["id"]
-    launcher = f"bin/{plugin_id}"
-    if plugin["entrypoint"]["command"] not in (launcher, f"./{launcher}"):
-        raise PackError(
-            f"nexo-plugin.toml: entrypoint.command is {plugin['entrypoint']['command']!r}; "
-            f'the installed tarball runs its launcher, so write command = "./{launcher}"'
+        problems.append("packing needs uv: install the dev dependencies (`uv sync`)")
+        return []
+    if check.returncode != 0:
+        problems.append(
+            "uv.lock does not match pyproject.toml: run `uv lock` and commit it "
+            f"({check.stderr.decode(errors='replace').strip().splitlines()[-1:]})"
         )
-    if not (root / launcher).is_file():
-        raise PackError(f"{launcher} is missing: the daemon starts the plugin through it")
-    package = root / "src" / plugin_id
-    if not (package / "__init__.py").is_file():
-        raise PackError(
-            f"src/{plugin_id}/__init__.py is missing: the package is named after the id"
-        )
+        return []
+    export = subprocess.run(
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header",
+         "--no-annotate", "--format", "requirements-txt"],
+        cwd=root, capture_output=True, text=True,
+    )  # fmt: skip
+    if export.returncode != 0:
+        problems.append(f"uv export failed: {export.stderr.strip()}")
+        return []
+    locked = []
+    for line in export.stdout.replace("\\\n", " ").splitlines():
+        requirement_text, *hashes = line.split(" --hash=")
+        if not requirement_text.strip() or requirement_text.lstrip().startswith("#"):
+            continue
+        try:
+            requirement = Requirement(requirement_text)
+        except InvalidRequirement as error:
+            problems.append(f"uv export gave a line packaging cannot read: {line!r} ({error})")
+            continue
+        (pin,) = requirement.specifier
+        name = canonicalize_name(requirement.name)
+        locked.append(Locked(name, pin.version, requirement, tuple(h.strip() for h in hashes)))
+    return locked
 
-    pyproject = load(root / "pyproject.toml")
-    python = minimum_python(pyproject)
-    pins = runtime_pins(pyproject, python)
-    entries: dict[str, tuple[bytes, int]] = {
-        "nexo-plugin.toml": (manifest_path.read_bytes(), 0o644),
-        launcher: ((root / launcher).read_bytes(), 0o755),
-    }
-    if (root / "LICENSE").is_file():
-        entries["LICENSE"] = ((root / "LICENSE").read_bytes(), 0o644)
-    sources = [package_files(package)]
-    with tempfile.TemporaryDirectory(prefix="nexo-pack-") as downloads:
-        download_wheels(pins, python, Path(downloads))
-        wheels = sorted(Path(downloads).glob("*.whl"))
-        got = {normalize(wheel.name.split("-")[0]) for wheel in wheels}
-        if got != set(pins):
-            raise PackError(f"pip returned wheels for {sorted(got)}, expected {sorted(pins)}")
-        sources += [wheel_files(wheel, pins, python) for wheel in wheels]
-    for files in sources:
-        for name, data in files.items():
-            path = f"{VENDOR_DIR}/{name}"
-            if path in entries:
-                raise PackError(f"two sources provide {path}: the vendored packages overlap")
-            if name.split("/")[-1] == "nexo-plugin.toml":
-                raise PackError(f"{path}: a second nexo-plugin.toml would confuse plugin discovery")
-            entries[path] = (data, 0o644)
-    return entries
+
+def wheels_in_lock(root: Path) -> dict[str, list[tuple[frozenset[Tag], str]]]:
+    """{package: [(tags, sha256 hash)]} of every wheel uv.lock lists."""
+    lock = load(root / "uv.lock")
+    wheels: dict[str, list[tuple[frozenset[Tag], str]]] = {}
+    for package in lock.get("package", []):
+        name = canonicalize_name(package["name"])
+        for wheel in package.get("wheels", []):
+            location = wheel.get("url") or wheel.get("path") or wheel.get("filename", "")
+            filename = location.rsplit("/", 1)[-1]
+            wheels.setdefault(name, []).append((parse_wheel_filename(filename)[3], wheel["hash"]))
+    return wheels
+
+
+def is_pure(tags: frozenset[Tag]) -> bool:
+    return all(tag.abi == "none" and tag.platform == "any" for tag in tags)
+
+
+def marker_environment(python: tuple[int, int], target: str) -> dict[str, str]:
+    """The PEP 508 environment of CPython `python` on `target`."""
+    sys_platform, system, machine = TARGETS[target]
+    version = f"{python[0]}.{python[1]}"
+    environment = dict(default_environment())
+    environment.update(
+        implementation_name="cpython",
+        implementation_version=f"{version}.0",
+        os_name="posix",
+        platform_machine=machine,
+        platform_python_implementation="CPython",
+        platform_release="",
+        platform_system=system,
+        platform_version="",
+        python_full_version=f"{version}.0",
+        python_version=version,
+        sys_platform=sys_platform,
+    )
+    return environment
+
+
+def applies(locked: Locked, python: tuple[int, int], targets: list[str]) -> bool:
+    marker = locked.requirement.marker
+    return marker is None or any(
+        marker.evaluate(marker_environment(python, target)) for target in targets
+    )
+
+
+def vendor(
+    wanted: list[Locked], python: tuple[int, int], target: str, into: Path, problems: list[str]
+) -> dict[str, Dist]:
+    """Install `wanted` for CPython `python` on `target` with uv, checking every file's hash
+    against uv.lock; the installed distributions."""
+    into.mkdir(parents=True)
+    if not wanted:
+        return {}
+    requirements = into.parent / f"{into.name}.txt"
+    requirements.write_text("".join(item.line() + "\n" for item in wanted))
+    version = f"{python[0]}.{python[1]}"
+    run = subprocess.run(
+        [uv_command(), "pip", "install", "--quiet", "--target", str(into), "--python-version",
+         version, "--python-platform", target, "--no-deps", "--require-hashes",
+         "--only-binary", ":all:", "--no-compile-bytecode", "-r", str(requirements)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if run.returncode != 0:
+        problems.append(
+            f"the locked dependencies cannot be installed for CPython {version} on {target} "
+            "(a wheel missing for it, or a file that differs from the sha256 in uv.lock):\n    "
+            + "\n    ".join(run.stderr.strip().splitlines())
+        )
+        return {}
+    return installed_dists(into)
+
+
+def installed_dists(folder: Path) -> dict[str, Dist]:
+    """The distributions installed in `folder`, from their RECORD files."""
+    dists = {}
+    for info in sorted(folder.glob("*.dist-info")):
+        metadata = HeaderParser().parsestr((info / "METADATA").read_text(encoding="utf-8"))
+        wheel = HeaderParser().parsestr((info / "WHEEL").read_text(encoding="utf-8"))
+        with (info / "RECORD").open(newline="", encoding="utf-8") as record:
+            paths = [row[0] for row in csv.reader(record) if row]
+        files = {}
+        for path in sorted(paths):
+            top = path.split("/")[0]
+            if path.startswith(("../", "/")) or top == "bin" or "__pycache__" in path:
+                continue  # scripts and caches
+            if top == info.name and not (path.endswith("/METADATA") or "/licenses/" in path):
+                continue  # of the metadata, keep what importlib.metadata reads and licenses
+            if (folder / path).is_file():
+                files[path] = (folder / path).read_bytes()
+        name = canonicalize_name(metadata["Name"])
+        tags = frozenset(tag for line in wheel.get_all("Tag") or [] for tag in parse_tag(line))
+        purelib = wheel.get("Root-Is-Purelib", "true").strip().lower() == "true"
+        license_ = metadata.get("License-Expression")
+        dists[name] = Dist(name, metadata["Version"], files, tags, purelib, license_)
+    return dists
+
+
+# -- the tarballs -----------------------------------------------------------------------
+
+
+def python_versions(pyproject: dict) -> list[tuple[int, int]]:
+    """Every CPython minor from requires-python's minimum to NEWEST_PYTHON."""
+    requires = pyproject.get("project", {}).get("requires-python", "")
+    match = re.fullmatch(r"\s*>=\s*3\.(\d+)(?:\.\d+)?\s*", requires)
+    if not match:
+        raise PackError([
+            f'pyproject.toml: requires-python = {requires!r}; write ">=3.X" so the pack knows '
+            "which Pythons to vendor dependencies for"
+        ])  # fmt: skip
+    return [(3, minor) for minor in range(int(match.group(1)), NEWEST_PYTHON[1] + 1)]
+
+
+def layout(build: Build, sets: dict[tuple[int, int], dict[str, Dist]]) -> None:
+    """lib/ for the distributions every Python shares byte for byte, lib/python3.X/ for the
+    rest. A distribution stays whole in one folder: a package split across two folders on
+    sys.path would be found in the first and miss its other half."""
+    names = set().union(*sets.values())
+    for name in sorted(names):
+        copies = [dists.get(name) for dists in sets.values()]
+        first = copies[0]
+        shared = first is not None and all(copy and copy.files == first.files for copy in copies)
+        for python, dists in sets.items():
+            dist = dists.get(name)
+            if dist is None:
+                continue
+            folder = VENDOR_DIR if shared else f"{VENDOR_DIR}/python{python[0]}.{python[1]}"
+            for path, data in dist.files.items():
+                build.entries[f"{folder}/{path}"] = (data, 0o644)
+            build.dists.setdefault((dist.name, dist.version), set()).update(dist.tags)
+            if shared:
+                break
+
+
+def noarch_problems(sets: dict[tuple[int, int], dict[str, Dist]]) -> list[str]:
+    problems = set()
+    for dists in sets.values():
+        for dist in dists.values():
+            if dist.native_files or not dist.purelib or not is_pure(dist.tags):
+                found = ", ".join(dist.native_files) or "a platform wheel"
+                problems.add(
+                    f"{dist.name} {dist.version} ships compiled code ({found}) although uv.lock "
+                    "lists a pure-Python wheel for it: a noarch tarball cannot carry it; pin "
+                    "a version whose wheel is really pure, or drop the dependency"
+                )
+    return sorted(problems)
+
+
+def limit_problems(entries: dict[str, tuple[bytes, int]]) -> list[str]:
+    problems = []
+    if len(entries) > MAX_ENTRIES:
+        problems.append(f"{len(entries)} files; the nexo installer accepts at most {MAX_ENTRIES}")
+    if sum(len(data) for data, _ in entries.values()) > MAX_UNPACKED:
+        problems.append("the unpacked plugin exceeds the installer's 250 MiB limit")
+    for name, (data, _) in sorted(entries.items()):
+        if len(data) > MAX_ENTRY_SIZE:
+            problems.append(f"{name} is over 100 MiB, more than the installer takes for one file")
+        try:
+            tarfile.TarInfo(name).tobuf(tarfile.USTAR_FORMAT)
+        except ValueError:
+            problems.append(f"{name}: the path is too long for a tar header; shorten it")
+    return problems
 
 
 def write_tarball(entries: dict[str, tuple[bytes, int]], target: Path, mtime: int) -> None:
-    folders = {str(Path(name).parent.as_posix()) for name in entries}
-    for folder in list(folders):
-        folders |= {p.as_posix() for p in Path(folder).parents}
-    folders -= {".", ""}
+    folders = set()
+    for name in entries:
+        parts = name.split("/")[:-1]
+        folders |= {"/".join(parts[: depth + 1]) for depth in range(len(parts))}
     members = sorted([(folder, None, 0o755) for folder in folders] + [
         (name, data, mode) for name, (data, mode) in entries.items()
     ])  # fmt: skip
-    if len(members) > MAX_ENTRIES:
-        raise PackError(f"{len(members)} entries; the nexo installer accepts at most {MAX_ENTRIES}")
-    if sum(len(data) for _, data, _ in members if data) > MAX_UNPACKED:
-        raise PackError("the unpacked plugin exceeds the installer's 250 MiB limit")
     with (
         open(target, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as compressed,
@@ -372,51 +434,134 @@ def write_tarball(entries: dict[str, tuple[bytes, int]], target: Path, mtime: in
             info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = (
                 mtime, mode, 0, 0, "", ""
             )  # fmt: skip
-            try:
-                if data is None:
-                    info.type = tarfile.DIRTYPE
-                    tar.addfile(info)
-                else:
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-            except ValueError as error:  # a path too long for a plain ustar header
-                raise PackError(f"{name}: {error}; shorten the path") from None
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
     if target.stat().st_size > MAX_COMPRESSED:
-        raise PackError("the tarball exceeds the installer's 100 MiB limit")
+        raise PackError([f"{target.name} exceeds the installer's 100 MiB limit"])
 
 
-def pack(root: Path, out: Path) -> Path:
-    """Write the tarball and its sidecar; on any error, leave neither (nor an empty `out`)."""
-    plugin = load_valid(root / "nexo-plugin.toml")["plugin"]
-    name = f"{plugin['id']}-{plugin['version']}-noarch.tar.gz"
-    tarball, sidecar, partial = out / name, out / f"{name}.sha256", out / f".{name}.partial"
-    created = not out.exists()
-    for stale in (tarball, sidecar):
-        stale.unlink(missing_ok=True)
+def sbom(plugin: dict, build: Build, wheels: dict, epoch: int, digest: str) -> dict:
+    """A CycloneDX 1.6 document of what the tarball vendors: each package, the sha256 of every
+    wheel it came from, and its license when the wheel declares one."""
+    components = []
+    for (name, version), tags in sorted(build.dists.items()):
+        hashes = sorted(
+            sha.split(":", 1)[1] for wheel_tags, sha in wheels.get(name, []) if wheel_tags <= tags
+        )
+        component: dict = {
+            "type": "library",
+            "bom-ref": f"pkg:pypi/{name}@{version}",
+            "name": name,
+            "version": version,
+            "purl": f"pkg:pypi/{name}@{version}",
+            "hashes": [{"alg": "SHA-256", "content": value} for value in hashes],
+        }
+        components.append(component)
+    timestamp = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'sha256:' + digest)}",
+        "version": 1,
+        "metadata": {
+            "timestamp": timestamp,
+            "component": {
+                "type": "application",
+                "bom-ref": plugin["id"],
+                "name": plugin["id"],
+                "version": plugin["version"],
+                "hashes": [{"alg": "SHA-256", "content": digest}],
+            },
+        },
+        "components": components,
+    }
+
+
+def source_date_epoch(root: Path, problems: list[str]) -> int:
+    text = os.environ.get("SOURCE_DATE_EPOCH")
+    if text is not None:
+        if re.fullmatch(r"[0-9]+", text.strip()) and int(text) <= MAX_EPOCH:
+            return int(text)
+        problems.append(
+            f"SOURCE_DATE_EPOCH={text!r} is not a time a tarball can hold: give whole seconds "
+            "since 1970, such as the last commit's (`git log -1 --format=%ct`), or unset it"
+        )
+        return FALLBACK_EPOCH
+    run = git(root, "log", "-1", "--format=%ct")
+    stamp = run.stdout.decode().strip()
+    return int(stamp) if run.returncode == 0 and stamp.isdigit() else FALLBACK_EPOCH
+
+
+def pack(root: Path, out: Path) -> list[Path]:
+    """Write every tarball and its sidecars; on any problem, write none of them."""
+    problems: list[str] = []
     try:
-        entries = collect(root, plugin)
-        out.mkdir(parents=True, exist_ok=True)
-        write_tarball(entries, partial, source_date_epoch(root))
-        digest = hashlib.sha256(partial.read_bytes()).hexdigest()
-        sidecar.write_text(digest + "\n", encoding="ascii")
-        partial.replace(tarball)
-    except BaseException:
-        for leftover in (partial, sidecar, tarball):
-            leftover.unlink(missing_ok=True)
-        if created and out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    print(f"{tarball} ({len(entries)} files, sha256 {digest})")
-    return tarball
+        plugin = load_valid(root / "nexo-plugin.toml")["plugin"]
+    except ManifestProblem as problem:
+        raise PackError([str(problem)]) from None
+    project = tracked_files(root, plugin["id"], problems)
+    check_handlers(root, plugin["id"], problems)
+    pythons = python_versions(load(root / "pyproject.toml"))
+    locked = locked_requirements(root, problems)
+    epoch = source_date_epoch(root, problems)
+    if problems:
+        raise PackError(problems)
+
+    wheels = wheels_in_lock(root)
+    needed = [item for item in locked if any(applies(item, p, list(TARGETS)) for p in pythons)]
+    native = [item for item in needed if not any(is_pure(t) for t, _ in wheels.get(item.name, []))]
+    builds = [Build(target) for target in (TARGETS if native else [NOARCH])]
+    with tempfile.TemporaryDirectory(prefix="nexo-pack-") as scratch:
+        for build in builds:
+            targets = list(TARGETS) if build.target == NOARCH else [build.target]
+            sets = {}
+            for python in pythons:
+                wanted = [item for item in needed if applies(item, python, targets)]
+                folder = Path(scratch, build.target, f"{python[0]}.{python[1]}")
+                platform = targets[0]  # a noarch set holds pure wheels only: any target serves
+                sets[python] = vendor(wanted, python, platform, folder, problems)
+            if build.target == NOARCH:
+                problems += noarch_problems(sets)
+            else:
+                build.entries[f"{VENDOR_DIR}/TARGET"] = (f"{build.target}\n".encode(), 0o644)
+            layout(build, sets)
+            for name in set(build.entries) & set(project):
+                problems.append(f"{name}: a dependency and the plugin's package both have it")
+            build.entries.update(project)
+            problems += limit_problems(build.entries)
+    if problems:
+        raise PackError(sorted(set(problems), key=problems.index))
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for build in builds:
+        name = f"{plugin['id']}-{plugin['version']}-{build.target}.tar.gz"
+        tarball, partial = out / name, out / f".{name}.partial"
+        try:
+            write_tarball(build.entries, partial, epoch)
+            digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+            Path(f"{tarball}.sha256").write_text(digest + "\n", encoding="ascii")
+            document = sbom(plugin, build, wheels, epoch, digest)
+            Path(f"{tarball}.cdx.json").write_text(json.dumps(document, indent=2) + "\n")
+            partial.replace(tarball)
+        finally:
+            partial.unlink(missing_ok=True)
+        print(f"{tarball} ({len(build.entries)} files, sha256 {digest})")
+        written.append(tarball)
+    return written
 
 
 def check_tag(root: Path, tag: str) -> None:
     version = load_valid(root / "nexo-plugin.toml")["plugin"]["version"]
     if tag != f"v{version}":
-        raise PackError(
+        raise PackError([
             f"tag {tag!r} does not match nexo-plugin.toml version {version!r}: tag the release "
             f'v{version}, or set version = "{tag.removeprefix("v")}" in nexo-plugin.toml first'
-        )
+        ])  # fmt: skip
     print(f"tag {tag} matches nexo-plugin.toml version {version}")
 
 
@@ -432,17 +577,20 @@ def main(argv: list[str]) -> int:
         if args.check_tag is not None:
             check_tag(PROJECT_ROOT, args.check_tag)
             return 0
-        tarball = pack(PROJECT_ROOT, args.out)
+        tarballs = pack(PROJECT_ROOT, args.out)
         if args.check_reproducible:
             with tempfile.TemporaryDirectory(prefix="nexo-repack-") as again:
-                if pack(PROJECT_ROOT, Path(again)).read_bytes() != tarball.read_bytes():
-                    raise PackError(
-                        "packing twice gave different bytes: something in the build depends "
-                        "on time, order or environment; the release would not be reproducible"
-                    )
+                for first, second in zip(tarballs, pack(PROJECT_ROOT, Path(again)), strict=True):
+                    if first.read_bytes() != second.read_bytes():
+                        raise PackError([
+                            f"packing twice gave different bytes for {first.name}: something "
+                            "depends on time, order or environment"
+                        ])  # fmt: skip
             print("packed twice: identical bytes")
     except (PackError, ManifestProblem) as error:
-        print(f"pack_tarball: {error}", file=sys.stderr)
+        problems = error.problems if isinstance(error, PackError) else [str(error)]
+        for problem in problems:
+            print(f"pack_tarball: {problem}", file=sys.stderr)
         return 1
     return 0
 

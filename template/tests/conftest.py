@@ -1,4 +1,5 @@
-"""Shared fixtures: the manifest and a scripted host started from a neutral directory."""
+"""The harness's fixtures. Follows the template; your own fixtures (the environment the
+plugin starts in, local servers) live in plugin_fixtures.py, which is yours."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from host import PluginHost, read_manifest
 
+pytest_plugins = ["plugin_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def manifest() -> dict[str, Any]:
@@ -17,9 +20,9 @@ def manifest() -> dict[str, Any]:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[PluginHost]:
+def host(tmp_path: Path, plugin_env: dict[str, str]) -> Iterator[PluginHost]:
     """A running plugin, spawned from an unrelated working directory like the daemon does."""
-    with PluginHost(cwd=tmp_path) as plugin:
+    with PluginHost(cwd=tmp_path, env=plugin_env) as plugin:
         yield plugin
 
 

@@ -1,31 +1,29 @@
-"""The release tarball: scripts/pack_tarball.py output, checked against the nexo installer's
-rules and run the way the daemon runs an installed plugin. Follows the template."""
+"""The release tarballs: scripts/pack_tarball.py's output, checked against the nexo installer's
+rules and run the way the daemon runs an installed plugin. Follows the template; nothing here
+depends on what the plugin does with an event."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
+import platform
 import shutil
 import stat
 import subprocess
 import sys
 import tarfile
-import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from host import (
-    PROJECT_ROOT,
-    PluginHost,
-    assert_daemon_accepts,
-    broker_event,
-    read_manifest,
-    read_toml,
-)
+from host import PROJECT_ROOT, PluginHost, read_manifest
 
 EPOCH = "1700000000"
+MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+SYSTEMS = {"Linux": "unknown-linux-gnu", "Darwin": "apple-darwin"}
+THIS_TARGET = f"{MACHINES.get(platform.machine())}-{SYSTEMS.get(platform.system())}"
 
 
 def run_pack(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,24 +32,38 @@ def run_pack(project: Path, *args: str, **env: str) -> subprocess.CompletedProce
         capture_output=True,
         text=True,
         env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH, **env},
-        timeout=300,
+        timeout=600,
     )
 
 
-def copy_project(dst: Path) -> Path:
-    """The project's sources, without environments, caches or earlier builds."""
-    ignored = shutil.ignore_patterns(".venv", "dist", "__pycache__", ".*_cache", ".git")
-    shutil.copytree(PROJECT_ROOT, dst, ignore=ignored)
+def git(project: Path, *args: str) -> str:
+    command = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args]
+    run = subprocess.run(command, cwd=project, capture_output=True, text=True, check=True)
+    return run.stdout
+
+
+def project_copy(dst: Path) -> Path:
+    """The files git tracks here, as a fresh committed checkout (edits included)."""
+    for name in filter(None, git(PROJECT_ROOT, "ls-files", "-z").split("\0")):
+        if (PROJECT_ROOT / name).exists() or (PROJECT_ROOT / name).is_symlink():
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / name, dst / name, follow_symlinks=False)
+    git(dst, "init", "-q")
+    commit(dst)
     return dst
 
 
+def commit(project: Path) -> None:
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "--allow-empty", "-m", "test")
+
+
 @pytest.fixture(scope="module")
-def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tarballs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     out = tmp_path_factory.mktemp("dist")
     run = run_pack(PROJECT_ROOT, "--out", str(out))
     assert run.returncode == 0, run.stderr
-    (built,) = out.glob("*.tar.gz")
-    return built
+    return sorted(out.glob("*.tar.gz"))
 
 
 def installer_problems(tarball: Path, plugin_id: str) -> list[str]:
@@ -69,6 +81,8 @@ def installer_problems(tarball: Path, plugin_id: str) -> list[str]:
         problems.append("duplicate paths")
     if len(names) > 10_000:
         problems.append("more than 10,000 entries")
+    if sum(member.size for member in members) > 250 << 20 or tarball.stat().st_size > 100 << 20:
+        problems.append("over the size limits")
     for member in members:
         parts = member.name.split("/")
         if member.name.startswith("/") or ".." in parts:
@@ -93,24 +107,63 @@ def installer_problems(tarball: Path, plugin_id: str) -> list[str]:
     return problems
 
 
-def test_tarball_follows_the_installer_rules(tarball: Path) -> None:
+def test_tarballs_follow_the_installer_rules(tarballs: list[Path]) -> None:
     plugin = read_manifest()["plugin"]
-    assert tarball.name == f"{plugin['id']}-{plugin['version']}-noarch.tar.gz"
-    assert installer_problems(tarball, plugin["id"]) == []
-    with tarfile.open(tarball, "r:gz") as archive:
-        manifest = archive.extractfile("nexo-plugin.toml").read()
-        names = archive.getnames()
-    assert manifest == (PROJECT_ROOT / "nexo-plugin.toml").read_bytes()
-    assert f"lib/{plugin['id']}/handlers.py" in names
-    assert "lib/nexo_plugin_sdk/__init__.py" in names
-    # The SDK needs tomli below Python 3.11: vendored when the project supports 3.10.
-    requires_python = read_toml(PROJECT_ROOT / "pyproject.toml")["project"]["requires-python"]
-    assert any(name.startswith("lib/tomli/") for name in names) == (requires_python == ">=3.10")
+    prefix = f"{plugin['id']}-{plugin['version']}-"
+    targets = sorted(
+        tarball.name.removeprefix(prefix).removesuffix(".tar.gz") for tarball in tarballs
+    )
+    assert targets in (
+        ["noarch"],
+        sorted(
+            [
+                "x86_64-unknown-linux-gnu",
+                "aarch64-unknown-linux-gnu",
+                "x86_64-apple-darwin",
+                "aarch64-apple-darwin",
+            ]
+        ),
+    )
+    for tarball in tarballs:
+        assert installer_problems(tarball, plugin["id"]) == [], tarball.name
+        with tarfile.open(tarball, "r:gz") as archive:
+            manifest = archive.extractfile("nexo-plugin.toml")
+            assert (
+                manifest is not None
+                and manifest.read() == (PROJECT_ROOT / "nexo-plugin.toml").read_bytes()
+            )
+            names = archive.getnames()
+        assert f"lib/{plugin['id']}/handlers.py" in names
+        assert any(name.endswith("/nexo_plugin_sdk/__init__.py") for name in names)
+        assert ("lib/TARGET" in names) == (targets != ["noarch"])
+
+
+def test_each_tarball_has_an_sbom_of_what_it_vendors(tarballs: list[Path]) -> None:
+    for tarball in tarballs:
+        document = json.loads(Path(f"{tarball}.cdx.json").read_text())
+        assert document["bomFormat"] == "CycloneDX"
+        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+        assert document["metadata"]["component"]["hashes"] == [
+            {"alg": "SHA-256", "content": digest}
+        ]
+        with tarfile.open(tarball, "r:gz") as archive:
+            vendored = {
+                tuple(part.removesuffix(".dist-info").rsplit("-", 1))
+                for name in archive.getnames()
+                for part in name.split("/")
+                if part.endswith(".dist-info")
+            }
+        listed = {(c["name"].replace("-", "_"), c["version"]) for c in document["components"]}
+        assert {(name.lower(), version) for name, version in vendored} == listed
+        assert all(component["hashes"] for component in document["components"])
 
 
 @pytest.fixture
-def installed(tarball: Path, tmp_path: Path) -> Path:
-    """The tarball extracted like the installer does, then made read-only."""
+def installed(tarballs: list[Path], tmp_path: Path) -> Iterator[Path]:
+    """The tarball for this machine, extracted like the installer does, then made read-only."""
+    (tarball,) = [
+        t for t in tarballs if t.name.endswith(("-noarch.tar.gz", f"-{THIS_TARGET}.tar.gz"))
+    ]
     folder = tmp_path / "plugins" / read_manifest()["plugin"]["id"]
     folder.mkdir(parents=True)
     with tarfile.open(tarball, "r:gz") as archive:
@@ -137,10 +190,10 @@ def hostile_environment(tmp_path: Path) -> dict[str, str]:
         (folder / "sitecustomize.py").write_text(noisy)
     (site / "foreign.pth").write_text(f"import sys; exec({noisy!r})\n")
     return {
-        **os.environ,
         "PATH": f"{foreign / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(pythonpath),
         "PYTHONSTARTUP": str(pythonpath / "sitecustomize.py"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
 
 
@@ -148,128 +201,151 @@ def snapshot(folder: Path) -> dict[str, float]:
     return {str(path): path.stat().st_mtime for path in folder.rglob("*")}
 
 
+def launchers(installed: Path, tmp_path: Path) -> list[Path]:
+    """bin/<id>, and a symlink to it elsewhere (as on an operator's PATH)."""
+    launcher = installed / "bin" / read_manifest()["plugin"]["id"]
+    link = tmp_path / "elsewhere" / launcher.name
+    link.parent.mkdir()
+    link.symlink_to(launcher)
+    return [launcher, link]
+
+
 def test_installed_plugin_runs_read_only_under_a_hostile_environment(
-    installed: Path, tmp_path: Path
+    installed: Path, tmp_path: Path, plugin_env: dict[str, str]
 ) -> None:
-    plugin_id = read_manifest()["plugin"]["id"]
-    kind = read_manifest()["plugin"]["channels"]["register"][0]["kind"]
     before = snapshot(installed)
-    elsewhere = tmp_path / "daemon-cwd"
-    elsewhere.mkdir()
-    command = [str(installed / "bin" / plugin_id)]
-    with PluginHost(command, cwd=elsewhere, env=hostile_environment(tmp_path)) as host:
-        assert host.initialize()["manifest"]["plugin"]["id"] == plugin_id
-        sent = broker_event(f"plugin.outbound.{kind}", {"text": "installed"})
-        host.notify("broker.event", sent)
-        event = assert_daemon_accepts(host.next_notification("broker.publish")["params"], plugin_id)
-        assert event["session_id"] == sent["event"]["session_id"]
-        assert host.request("shutdown")["result"] == {"ok": True}
-        assert host.wait() == 0, host.log()
-        assert "foreign" not in host.stderr()
+    daemon_cwd = tmp_path / "daemon-cwd"
+    daemon_cwd.mkdir()
+    env = {**hostile_environment(tmp_path), **plugin_env}
+    for launcher in launchers(installed, tmp_path):
+        with PluginHost([str(launcher)], cwd=daemon_cwd, env=env) as host:
+            assert host.initialize()["manifest"] == read_manifest()
+            assert host.request("shutdown")["result"] == {"ok": True}
+            assert host.wait() == 0, host.log()
+            assert "foreign" not in host.stderr()
     assert snapshot(installed) == before, "the plugin wrote into its installed folder"
 
 
+def test_installed_plugin_keeps_its_bytecode_in_the_user_cache(
+    installed: Path, tmp_path: Path, plugin_env: dict[str, str]
+) -> None:
+    env = {**hostile_environment(tmp_path), **plugin_env}
+    with PluginHost([str(installed / "bin" / read_manifest()["plugin"]["id"])], env=env) as host:
+        host.initialize()
+    cache = tmp_path / "cache" / "nexo" / "bytecode"
+    compiled = {path.name.split(".")[0] for path in cache.rglob("*.pyc")}
+    assert {"main", "sdk_adapter", "handlers", "adapter"} <= compiled
+    assert all(str(installed) in str(path) for path in cache.rglob("*.pyc"))
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+
+
 def test_installed_print_manifest_is_verbatim(installed: Path, tmp_path: Path) -> None:
-    plugin_id = read_manifest()["plugin"]["id"]
-    run = subprocess.run(
-        [str(installed / "bin" / plugin_id), "--print-manifest"],
-        cwd=tmp_path,
-        env=hostile_environment(tmp_path),
-        stdin=subprocess.PIPE,
-        capture_output=True,
-        timeout=10,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == (installed / "nexo-plugin.toml").read_bytes()
+    for launcher in launchers(installed, tmp_path):
+        run = subprocess.run(
+            [str(launcher), "--print-manifest"],
+            cwd=tmp_path,
+            env={**os.environ, **hostile_environment(tmp_path / launcher.parent.name)},
+            stdin=subprocess.PIPE,
+            capture_output=True,
+            timeout=10,
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == (installed / "nexo-plugin.toml").read_bytes()
 
 
 def test_pack_is_reproducible(tmp_path: Path) -> None:
     digests = []
     for index, mtime in enumerate((1_000_000_000, 1_600_000_000)):
-        project = copy_project(tmp_path / f"copy{index}")
+        project = project_copy(tmp_path / f"copy{index}")
         for path in project.rglob("*"):
-            os.utime(path, (mtime, mtime))
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
         run = run_pack(project)
         assert run.returncode == 0, run.stderr
-        digests.append([p.read_bytes() for p in sorted((project / "dist").iterdir())])
+        digests.append({p.name: p.read_bytes() for p in (project / "dist").iterdir()})
     assert digests[0] == digests[1]
 
 
-def write_wheel(folder: Path, name: str, files: dict[str, str]) -> None:
-    """A minimal wheel, tagged pure-Python whatever it contains."""
-    info = f"{name}-1.0.dist-info"
-    files = {
-        **files,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/RECORD": "",
-    }
-    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as wheel:
-        for path, text in files.items():
-            wheel.writestr(path, text)
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    return project_copy(tmp_path / "project")
 
 
-def add_dependency(project: Path, requirement: str) -> None:
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(
-        text.replace("dependencies = [", f'dependencies = [\n    "{requirement}",')
-    )
+def package(project: Path) -> Path:
+    return project / "src" / read_manifest()["plugin"]["id"]
 
 
-def forget_the_tomli_pin(project: Path) -> None:
-    """Support Python 3.10 without pinning the tomli the SDK needs there."""
-    pyproject = project / "pyproject.toml"
-    text = re.sub(
-        r'requires-python = ">=3\.\d+"', 'requires-python = ">=3.10"', pyproject.read_text()
-    )
-    pyproject.write_text(re.sub(r"(?m)^.*tomli==.*\n", "", text))
+def test_untracked_files_are_left_out(copy: Path) -> None:
+    (package(copy) / ".env").write_text("TOKEN=secret\n")
+    (package(copy) / ".handlers.py.swp").write_bytes(b"\0swap")
+    run = run_pack(copy)
+    assert run.returncode == 0, run.stderr
+    assert "left out (not tracked by git)" in run.stderr
+    for tarball in (copy / "dist").glob("*.tar.gz"):
+        with tarfile.open(tarball) as archive:
+            assert not [name for name in archive.getnames() if ".env" in name or ".swp" in name]
 
 
-def test_native_extension_is_refused(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    write_wheel(wheels, "fastthing", {"fastthing/__init__.py": "", "fastthing/_speed.so": "ELF"})
-    project = copy_project(tmp_path / "project")
-    add_dependency(project, "fastthing==1.0")
-    run = run_pack(project, PIP_FIND_LINKS=str(wheels))
+def test_every_problem_is_reported_in_one_run(copy: Path) -> None:
+    (copy / "secret.txt").write_text("secret\n")
+    (copy / "LICENSE").unlink()
+    (copy / "LICENSE").symlink_to("secret.txt")
+    (package(copy) / "_speedups.so").write_bytes(b"\x7fELF")
+    commit(copy)
+    run = run_pack(copy, SOURCE_DATE_EPOCH="abc")
     assert run.returncode == 1
-    assert "fastthing 1.0 ships a native extension (fastthing/_speed.so)" in run.stderr
-    assert "noarch" in run.stderr
-    assert not (project / "dist").exists()
+    assert "LICENSE is a symlink" in run.stderr
+    assert "_speedups.so is compiled code" in run.stderr
+    assert "SOURCE_DATE_EPOCH='abc'" in run.stderr
+    assert not (copy / "dist").exists()
+
+
+def test_a_stale_lock_is_refused(copy: Path) -> None:
+    pyproject = copy / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("dependencies = [", 'dependencies = [\n    "idna>=3",', 1)
+    )
+    commit(copy)
+    run = run_pack(copy)
+    assert run.returncode == 1
+    assert "uv.lock does not match pyproject.toml: run `uv lock`" in run.stderr
+
+
+def test_tools_out_of_step_with_the_manifest_are_refused(copy: Path) -> None:
+    plugin_id = read_manifest()["plugin"]["id"]
+    manifest = copy / "nexo-plugin.toml"
+    text = manifest.read_text()
+    ghost = f'"{plugin_id}_ghost"'
+    if "[plugin.extends]" in text:
+        text = text.replace("tools = [", f"tools = [{ghost}, ", 1)
+    else:
+        text = text.replace(
+            "\n[plugin.meta]", f"\n[plugin.extends]\ntools = [{ghost}]\n\n[plugin.meta]"
+        )
+    manifest.write_text(text)
+    commit(copy)
+    run = run_pack(copy)
+    assert run.returncode == 1
+    assert f"['{plugin_id}_ghost']" in run.stderr and "does not serve" in run.stderr
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("old", "new", "message"),
     [
-        (lambda p: (p / "nexo-plugin.toml").write_text("[plugin\n"), "not valid TOML"),
-        (
-            lambda p: replace(p / "nexo-plugin.toml", r'(?m)^version = ".*"$', 'version = "1.0"'),
-            "is not a semantic version",
-        ),
-        (
-            lambda p: replace(p / "nexo-plugin.toml", r"\[plugin\.meta\]", "\\g<0>\nowner = 1"),
-            "unknown key 'owner' in [plugin.meta]",
-        ),
-        (lambda p: next((p / "bin").iterdir()).unlink(), "is missing: the daemon starts"),
-        (lambda p: add_dependency(p, "requests>=2"), "is not pinned to one version"),
-        (forget_the_tomli_pin, "which pyproject.toml does not pin"),
+        ("[plugin]", "[plugin", "not valid TOML"),
+        ('version = "0.1.0"', 'version = "1.0"', "is not a semantic version"),
+        ("[plugin.meta]", "[plugin.meta]\nowner = 1", "unknown key 'owner' in [plugin.meta]"),
     ],
-    ids=["bad-toml", "not-semver", "unknown-key", "no-launcher", "unpinned", "transitive"],
+    ids=["bad-toml", "not-semver", "unknown-key"],
 )
-def test_bad_projects_fail_with_a_clear_message(tmp_path: Path, change, message: str) -> None:
-    project = copy_project(tmp_path / "project")
-    change(project)
-    run = run_pack(project)
+def test_a_bad_manifest_is_refused_with_a_clear_message(
+    copy: Path, old: str, new: str, message: str
+) -> None:
+    manifest = copy / "nexo-plugin.toml"
+    manifest.write_text(manifest.read_text().replace(old, new, 1))
+    run = run_pack(copy)
     assert run.returncode == 1
     assert message in run.stderr
-    assert not (project / "dist").exists()
-
-
-def replace(path: Path, pattern: str, new: str) -> None:
-    text, count = re.subn(pattern, new, path.read_text(encoding="utf-8"), count=1)
-    assert count == 1, pattern
-    path.write_text(text, encoding="utf-8")
+    assert not (copy / "dist").exists()
 
 
 def test_check_tag() -> None:

@@ -1,35 +1,34 @@
-"""Process entry point: the wiring between the nexo daemon, the nexoai SDK and handlers.py.
+"""Process entry point: how the plugin process meets the daemon. Put behaviour in handlers.py.
 
-This file follows the template (`copier update` refreshes it); put plugin behaviour in
-handlers.py. Order matters here:
+This file follows the template (`copier update` refreshes it). In order:
 
-1. `--print-manifest` is answered first, with nothing but the standard library loaded: the
-   daemon probes every candidate binary with it at each discovery (bin/<id> answers it
-   even earlier, in its shell part).
-2. stdin must be a pipe or a socket: the SDK hangs silently on anything else.
-3. File descriptor 1 is kept for JSON-RPC frames only. The real stdout is moved to a
-   private descriptor for the SDK, and descriptor 1 becomes a copy of stderr, so print(),
+1. `--print-manifest`, the daemon's discovery probe, is answered first, with nothing but
+   the standard library loaded (bin/<id> answers it even earlier, in its shell part).
+2. stdin must be a pipe or a socket, where a daemon can be: anything else exits 2 with a
+   hint instead of waiting forever.
+3. Descriptor 1 is kept for JSON-RPC frames only: the real stdout moves to a private
+   descriptor for the session, and descriptor 1 becomes a copy of stderr, so print(),
    logging, C extensions and child processes can only ever write to stderr.
-4. The daemon's `initialize` is answered as soon as it arrives, before asyncio and the SDK
-   are imported (most of a Python plugin's start-up), with the reply the SDK would give.
-   Plugins that declare tools let the SDK answer, since the tool list comes from it.
+4. The plugin is loaded and started (startup.py) before anything is read from stdin: when
+   it cannot serve, the daemon gets no `initialize` reply, exit code 1 and the reason on
+   one line of stderr (the daemon keeps the last lines of stderr for its crash report).
+5. The session (sdk_adapter.py) serves the daemon until it stops the plugin.
 """
 
-import json
 import os
 import sys
 
 MANIFEST_FILE = "nexo-plugin.toml"
 PROBE_FLAG = "--print-manifest"
-# The longest first frame read before the SDK takes over stdin; `initialize` is far shorter.
-FIRST_FRAME_LIMIT = 64 * 1024
+CHECK_FLAG = "--check"
 USAGE = """\
-usage: bin/{plugin_id} [--print-manifest]
+usage: bin/{plugin_id} [--print-manifest | --check]
 
 This is the "{plugin_id}" nexo plugin. The nexo daemon starts it and speaks newline-delimited
 JSON-RPC 2.0 on its stdin and stdout; logs go to stderr.
 
   --print-manifest   print nexo-plugin.toml and exit (the daemon's discovery probe)
+  --check            check handlers.py against nexo-plugin.toml and exit
 
 Run it inside a daemon with `nexo plugin run .` from the project folder, or pipe frames in:
   echo '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"nexo_version":"0.1.5"}}}}' \\
@@ -37,15 +36,15 @@ Run it inside a daemon with `nexo plugin run .` from the project folder, or pipe
 """
 
 
-def manifest_path() -> str:
-    """nexo-plugin.toml sits two folders above this package: src/<pkg>/ or lib/<pkg>/."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(os.path.dirname(os.path.dirname(package_dir)), MANIFEST_FILE)
+def plugin_root() -> str:
+    """The plugin's folder: nexo-plugin.toml sits two folders above this package, which is
+    src/<package>/ in a checkout and lib/<package>/ once installed."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def read_manifest_bytes() -> bytes:
     try:
-        with open(manifest_path(), "rb") as manifest:
+        with open(os.path.join(plugin_root(), MANIFEST_FILE), "rb") as manifest:
             return manifest.read()
     except OSError as error:
         raise SystemExit(
@@ -55,12 +54,12 @@ def read_manifest_bytes() -> bytes:
 
 
 def print_manifest() -> int:
-    sys.stdout.buffer.write(read_manifest_bytes())  # nexo: allow-stdout
+    sys.stdout.buffer.write(read_manifest_bytes())
     sys.stdout.buffer.flush()
     return 0
 
 
-def parse_manifest(text: str) -> dict:
+def parse_manifest(data: bytes) -> dict:
     """The manifest as the SDK reads it (tomllib, or tomli before Python 3.11)."""
     try:
         import tomllib
@@ -68,14 +67,16 @@ def parse_manifest(text: str) -> dict:
         import tomli as tomllib
 
     try:
-        manifest = tomllib.loads(text)
+        manifest = tomllib.loads(data.decode("utf-8"))
         plugin = manifest["plugin"]
         if isinstance(plugin["id"], str) and isinstance(plugin["version"], str):
             return manifest
         problem = "plugin.id and plugin.version must be strings"
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
         problem = f"{type(error).__name__}: {error}"
-    raise SystemExit(f"{manifest_path()}: not a usable manifest ({problem})")
+    raise SystemExit(
+        f"{os.path.join(plugin_root(), MANIFEST_FILE)}: not a usable manifest ({problem})"
+    )
 
 
 def stdin_is_stream() -> bool:
@@ -88,52 +89,20 @@ def stdin_is_stream() -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-def fence_stdout():
-    """Return a text stream on the real stdout and point descriptor 1 and sys.stdout at stderr."""
-    frames = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
+def fence_stdout() -> int:
+    """Move the real stdout to a private descriptor (returned) and make descriptor 1 and
+    sys.stdout point at stderr."""
     sys.stdout.flush()
+    frames = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return frames
 
 
-def read_first_line() -> bytes | None:
-    """The first frame, read byte by byte so that nothing after it leaves the pipe; None
-    when stdin closes before the first byte."""
-    line = bytearray()
-    while len(line) < FIRST_FRAME_LIMIT:
-        byte = os.read(0, 1)
-        if not byte:
-            return bytes(line) if line else None
-        if byte == b"\n":
-            break
-        line += byte
-    return bytes(line)
-
-
-def answer_initialize(first_line: bytes, manifest: dict, frames) -> bool:
-    """Reply to an `initialize` request as the SDK would; False when it is something else."""
-    if "extends" in manifest["plugin"]:
-        return False  # declared tools: the SDK builds the reply from handlers.tools()
-    try:
-        request = json.loads(first_line)
-    except ValueError:
-        return False
-    if not isinstance(request, dict) or request.get("method") != "initialize":
-        return False
-    if "id" not in request:
-        return False
-    plugin = manifest["plugin"]
-    result = {"manifest": manifest, "server_version": f"{plugin['id']}-{plugin['version']}"}
-    frames.write(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}) + "\n")
-    frames.flush()
-    return True
-
-
 def exit_quietly_on_signals() -> None:
-    """Until the SDK's loop takes SIGTERM and SIGINT over (and drains handlers on them),
-    exit 0 at once on either: nothing is in flight yet. os._exit, because an exception
-    raised in a signal handler can land in a callback that swallows it."""
+    """Until the session takes SIGTERM and SIGINT over, exit 0 at once on either: nothing
+    is in flight yet. os._exit, because an exception raised in a signal handler can land
+    in a callback that swallows it (an import lock's, for one)."""
     import signal
 
     def stop(signum: int, frame: object) -> None:
@@ -165,17 +134,74 @@ def configure_logging(plugin_id: str) -> None:
         )
 
 
+def missing_dependency(manifest: dict, error: ImportError) -> int:
+    sys.stderr.write(
+        f"{manifest['plugin']['id']}: cannot start: {error}. In a checkout, install the "
+        "dependencies (`uv sync`); an installed plugin vendors them in lib/.\n"
+    )
+    return 1
+
+
+def check(manifest: dict) -> int:
+    """--check: handlers.py against the manifest, as the start does it, without starting."""
+    from pathlib import Path
+
+    try:
+        from .startup import StartError, load
+    except ImportError as error:
+        return missing_dependency(manifest, error)
+    try:
+        loaded = load(manifest, Path(plugin_root()))
+    except StartError as error:
+        for problem in error.problems:
+            sys.stderr.write(f"{manifest['plugin']['id']}: {problem}\n")
+        return 1
+    tools = ", ".join(sorted(loaded.tool_names)) or "none"
+    sys.stderr.write(
+        f"{loaded.plugin.id}: handlers.py and {MANIFEST_FILE} agree (tools: {tools})\n"
+    )
+    return 0
+
+
+def serve(manifest: dict, frames: int) -> int:
+    import asyncio
+    import logging
+    from pathlib import Path
+
+    try:
+        from .sdk_adapter import Session
+        from .startup import StartError, load, start
+    except ImportError as error:
+        return missing_dependency(manifest, error)
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        if hasattr(asyncio, "eager_task_factory"):  # Python 3.12+
+            loop.set_task_factory(asyncio.eager_task_factory)
+        loaded = load(manifest, Path(plugin_root()))
+        session = Session(loaded)
+        await start(loaded)
+        return await session.run(frames)
+
+    try:
+        return asyncio.run(run())
+    except StartError as error:
+        logging.getLogger(manifest["plugin"]["id"]).error("cannot start: %s", error)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == [PROBE_FLAG]:
         return print_manifest()
 
-    manifest_text = read_manifest_bytes().decode("utf-8")
-    manifest = parse_manifest(manifest_text)
+    manifest = parse_manifest(read_manifest_bytes())
     plugin_id = manifest["plugin"]["id"]
     if args in (["-h"], ["--help"]):
         sys.stderr.write(USAGE.format(plugin_id=plugin_id))
         return 0
+    if args == [CHECK_FLAG]:
+        return check(manifest)
     if args:
         sys.stderr.write(f"{plugin_id}: unknown arguments {args}\n\n")
         sys.stderr.write(USAGE.format(plugin_id=plugin_id))
@@ -187,20 +213,8 @@ def main(argv: list[str] | None = None) -> int:
 
     frames = fence_stdout()
     exit_quietly_on_signals()
-    first_line = read_first_line()
-    if first_line is None:
-        return 0  # the daemon closed stdin before saying anything
-    if answer_initialize(first_line, manifest, frames):
-        first_line = b""
     configure_logging(plugin_id)
-
-    import asyncio
-
-    from .runtime import build_adapter
-
-    adapter = build_adapter(manifest_text, manifest, frames)
-    asyncio.run(adapter.serve(first_line.decode("utf-8", "replace")))
-    return 0
+    return serve(manifest, frames)
 
 
 if __name__ == "__main__":

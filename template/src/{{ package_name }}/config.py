@@ -1,0 +1,156 @@
+"""Plugin configuration from the environment: the `Config` dataclass of handlers.py, typed.
+
+This file follows the template (`copier update` refreshes it). The daemon hands a
+subprocess plugin no configuration of its own, only its environment, and checks before
+spawning it that the variables listed in `[plugin.requires].env` of nexo-plugin.toml are set.
+So handlers.py describes its settings as a dataclass:
+
+    @dataclass(frozen=True)
+    class Config:
+        feed_url: str                   # <ID>_FEED_URL, required
+        poll_seconds: float = 60.0      # <ID>_POLL_SECONDS, optional
+        feed_token: Secret | None = None
+
+Each field is read from `<ID>_<FIELD>` (the plugin id and the field name in capitals), or
+from the name given as `field(metadata={"env": "NAME"})`. Types: str, int, float, bool,
+pathlib.Path, Secret, and any of them `| None`. Every problem is reported at once, before
+the plugin answers `initialize`; values of `Secret` fields never appear in a message or repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from types import NoneType, UnionType
+from typing import Any
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+class Secret:
+    """A configuration value that must not be logged: `reveal()` gives it, repr() hides it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigError(Exception):
+    """The environment does not give a usable configuration; `problems` lists each issue."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    """One environment variable of a Config dataclass."""
+
+    name: str
+    field: str
+    kind: type
+    required: bool
+
+    @property
+    def secret(self) -> bool:
+        return self.kind is Secret
+
+
+def _convert(kind: type, text: str) -> Any:
+    if kind is str:
+        return text
+    if kind is Secret:
+        return Secret(text)
+    if kind is Path:
+        return Path(text).expanduser()
+    if kind is bool:
+        word = text.strip().lower()
+        if word in TRUE_WORDS | FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ValueError("is not a boolean (true/false, yes/no, on/off, 1/0)")
+    try:
+        return kind(text.strip())
+    except ValueError:
+        article = "an integer" if kind is int else "a number"
+        raise ValueError(f"is not {article}") from None
+
+
+SUPPORTED = (str, int, float, bool, Path, Secret)
+
+
+def variables(config_class: type, prefix: str) -> list[Variable]:
+    """The environment variables `config_class` reads; ConfigError if it cannot be read."""
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        raise ConfigError(["handlers.Config must be a dataclass"])
+    hints = typing.get_type_hints(config_class)
+    found, problems = [], []
+    for field in dataclasses.fields(config_class):
+        if not field.init:
+            continue
+        kind, optional = hints[field.name], False
+        if isinstance(kind, UnionType) or typing.get_origin(kind) is typing.Union:
+            members = [member for member in typing.get_args(kind) if member is not NoneType]
+            optional = len(members) < len(typing.get_args(kind))
+            kind = members[0] if len(members) == 1 else kind
+        if kind not in SUPPORTED:
+            problems.append(
+                f"Config.{field.name}: type {kind!r} is not supported; use one of "
+                + ", ".join(t.__name__ for t in SUPPORTED)
+                + " (or X | None)"
+            )
+            continue
+        has_default = (
+            field.default is not dataclasses.MISSING
+            or field.default_factory is not dataclasses.MISSING
+        )
+        name = field.metadata.get("env") or f"{prefix}_{field.name.upper()}"
+        found.append(Variable(name, field.name, kind, required=not (has_default or optional)))
+    if problems:
+        raise ConfigError(problems)
+    return found
+
+
+def load(config_class: type, prefix: str, environ: Mapping[str, str]) -> Any:
+    """An instance of `config_class` from `environ`, or ConfigError naming every problem."""
+    values: dict[str, Any] = {}
+    problems = []
+    for variable in variables(config_class, prefix):
+        text = environ.get(variable.name)
+        if text is None or text == "":
+            if variable.required:
+                state = "is not set" if text is None else "is empty"
+                problems.append(
+                    f"{variable.name} {state} ({variable.kind.__name__}, required): set it in "
+                    "the daemon's environment"
+                )
+            continue
+        try:
+            values[variable.field] = _convert(variable.kind, text)
+        except ValueError as error:
+            shown = "(secret)" if variable.secret else repr(text)
+            problems.append(f"{variable.name}={shown} {error}")
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError) as error:  # a __post_init__ check of the author's
+        raise ConfigError([f"Config: {error}"]) from None
