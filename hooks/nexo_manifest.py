@@ -14,15 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    try:
-        import tomli as tomllib
-    except ModuleNotFoundError:
-        raise SystemExit(
-            "reading TOML needs Python 3.11+ or the tomli package (pip install tomli)"
-        ) from None
+else:  # the hook's and the plugin's environments install tomli on Python 3.10
+    import tomli as tomllib
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Semantic Versioning 2.0.0, without a leading "v".
@@ -62,9 +57,10 @@ def load(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ManifestProblem(f"{path}: cannot read the manifest: {error.strerror}") from None
     try:
-        return tomllib.loads(text)
+        document: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ManifestProblem(f"{path}: not valid TOML: {error}") from None
+    return document
 
 
 def _unknown_keys(table: Any, where: str) -> list[str]:

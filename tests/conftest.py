@@ -1,53 +1,65 @@
-"""Session-wide renders of the option matrix, each with its own dev venv, shared by all tests."""
+"""Fixtures: the option matrix's projects, rendered and set up once per session and shared
+(tests/projects.py), their tarballs, and those installed read-only."""
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
+import platform
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from render import MATRIX, find_python, install_dev_venv, read_answers, read_toml, render
+from environments import find_python, first_steps
+from projects import MATRIX, Project
+from releases import install, make_writable, pack
+from rendering import render
+
+THIS_TARGET = {
+    ("Linux", "x86_64"): "x86_64-unknown-linux-gnu",
+    ("Linux", "aarch64"): "aarch64-unknown-linux-gnu",
+    ("Darwin", "x86_64"): "x86_64-apple-darwin",
+    ("Darwin", "arm64"): "aarch64-apple-darwin",
+}.get((platform.system(), platform.machine()), "")
 
 
-@dataclass(frozen=True)
-class Project:
-    case: str
-    path: Path
-    answers: dict[str, Any]
-
-    @property
-    def plugin_id(self) -> str:
-        return self.answers["plugin_id"]
-
-    @property
-    def package(self) -> Path:
-        """The package folder: the id is also the package name."""
-        return self.path / "src" / self.plugin_id
-
-    @property
-    def launcher(self) -> Path:
-        return self.path / "bin" / self.plugin_id
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        return read_toml(self.path / "nexo-plugin.toml")
-
-    def copy_without_venv(self, dst: Path) -> Path:
-        """A copy of the project as it is before any dependency is installed."""
-        shutil.copytree(self.path, dst, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
-        return dst
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run every test of one project on the same xdist worker, which renders it once."""
+    for item in items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("project")
+        if case:
+            item.add_marker(pytest.mark.xdist_group(case))
 
 
 @pytest.fixture(scope="session", params=list(MATRIX))
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    case = request.param
-    data = MATRIX[case]
-    python = find_python(data.get("python_min", "3.10"))
+    case = MATRIX[request.param]
+    python = find_python(case.python)
     if python is None:
-        pytest.skip(f"no Python {data.get('python_min', '3.10')} on this machine for case {case}")
-    path = render(tmp_path_factory.mktemp(case) / data["plugin_id"], **data)
-    install_dev_venv(path, python)
-    answers = read_answers(path)
-    return Project(case=case, path=path, answers=answers)
+        pytest.skip(f"no Python {case.python} on this machine for {request.param}")
+    path = render(
+        tmp_path_factory.mktemp(request.param) / case.answers["plugin_id"], **case.answers
+    )
+    first_steps(path, python)
+    return Project.at(request.param, path, python)
+
+
+@pytest.fixture(scope="session")
+def tarballs(project: Project, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp(f"dist-{project.case}")
+    run = pack(project.path, out)
+    assert run.returncode == 0, run.stderr
+    return sorted(out.glob("*.tar.gz"))
+
+
+@pytest.fixture(scope="session")
+def installed(
+    project: Project, tarballs: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """The tarball for this machine, installed read-only like the nexo installer does."""
+    (tarball,) = [
+        t for t in tarballs if t.name.endswith(("-noarch.tar.gz", f"-{THIS_TARGET}.tar.gz"))
+    ]
+    folder = install(
+        tarball, tmp_path_factory.mktemp(f"installed-{project.case}") / project.plugin_id
+    )
+    yield folder
+    make_writable(folder)

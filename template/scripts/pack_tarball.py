@@ -42,12 +42,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
 
-from nexo_manifest import ManifestProblem, load, load_valid
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from nexo_manifest import ManifestProblem, load, load_valid
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENDOR_DIR = "lib"
@@ -69,6 +70,8 @@ MAX_UNPACKED = 250 * 1024 * 1024
 MAX_COMPRESSED = 100 * 1024 * 1024
 # The largest time a plain ustar header holds (11 octal digits).
 MAX_EPOCH = 8**11 - 1
+# {package: [(tags, "sha256:<hex>")]} of the wheels uv.lock lists.
+LockWheels = dict[str, list[tuple[frozenset[Tag], str]]]
 # 1980-01-01: the oldest date every archive format can hold, for packs outside git.
 FALLBACK_EPOCH = 315532800
 
@@ -253,10 +256,10 @@ def locked_requirements(root: Path, problems: list[str]) -> list[Locked]:
     return locked
 
 
-def wheels_in_lock(root: Path) -> dict[str, list[tuple[frozenset[Tag], str]]]:
+def wheels_in_lock(root: Path) -> LockWheels:
     """{package: [(tags, sha256 hash)]} of every wheel uv.lock lists."""
     lock = load(root / "uv.lock")
-    wheels: dict[str, list[tuple[frozenset[Tag], str]]] = {}
+    wheels: LockWheels = {}
     for package in lock.get("package", []):
         name = canonicalize_name(package["name"])
         for wheel in package.get("wheels", []):
@@ -274,21 +277,19 @@ def marker_environment(python: tuple[int, int], target: str) -> dict[str, str]:
     """The PEP 508 environment of CPython `python` on `target`."""
     sys_platform, system, machine = TARGETS[target]
     version = f"{python[0]}.{python[1]}"
-    environment = dict(default_environment())
-    environment.update(
-        implementation_name="cpython",
-        implementation_version=f"{version}.0",
-        os_name="posix",
-        platform_machine=machine,
-        platform_python_implementation="CPython",
-        platform_release="",
-        platform_system=system,
-        platform_version="",
-        python_full_version=f"{version}.0",
-        python_version=version,
-        sys_platform=sys_platform,
-    )
-    return environment
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": f"{version}.0",
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": system,
+        "platform_version": "",
+        "python_full_version": f"{version}.0",
+        "python_version": version,
+        "sys_platform": sys_platform,
+    }
 
 
 def applies(locked: Locked, python: tuple[int, int], targets: list[str]) -> bool:
@@ -327,7 +328,7 @@ def vendor(
 
 def installed_dists(folder: Path) -> dict[str, Dist]:
     """The distributions installed in `folder`, from their RECORD files."""
-    dists = {}
+    dists: dict[str, Dist] = {}
     for info in sorted(folder.glob("*.dist-info")):
         metadata = HeaderParser().parsestr((info / "METADATA").read_text(encoding="utf-8"))
         wheel = HeaderParser().parsestr((info / "WHEEL").read_text(encoding="utf-8"))
@@ -353,7 +354,7 @@ def installed_dists(folder: Path) -> dict[str, Dist]:
 # -- the tarballs -----------------------------------------------------------------------
 
 
-def python_versions(pyproject: dict) -> list[tuple[int, int]]:
+def python_versions(pyproject: dict[str, Any]) -> list[tuple[int, int]]:
     """Every CPython minor from requires-python's minimum to NEWEST_PYTHON."""
     requires = pyproject.get("project", {}).get("requires-python", "")
     match = re.fullmatch(r"\s*>=\s*3\.(\d+)(?:\.\d+)?\s*", requires)
@@ -444,7 +445,9 @@ def write_tarball(entries: dict[str, tuple[bytes, int]], target: Path, mtime: in
         raise PackError([f"{target.name} exceeds the installer's 100 MiB limit"])
 
 
-def sbom(plugin: dict, build: Build, wheels: dict, epoch: int, digest: str) -> dict:
+def sbom(
+    plugin: dict[str, Any], build: Build, wheels: LockWheels, epoch: int, digest: str
+) -> dict[str, Any]:
     """A CycloneDX 1.6 document of what the tarball vendors: each package, the sha256 of every
     wheel it came from, and its license when the wheel declares one."""
     components = []
@@ -452,7 +455,7 @@ def sbom(plugin: dict, build: Build, wheels: dict, epoch: int, digest: str) -> d
         hashes = sorted(
             sha.split(":", 1)[1] for wheel_tags, sha in wheels.get(name, []) if wheel_tags <= tags
         )
-        component: dict = {
+        component: dict[str, Any] = {
             "type": "library",
             "bom-ref": f"pkg:pypi/{name}@{version}",
             "name": name,
@@ -587,6 +590,9 @@ def main(argv: list[str]) -> int:
                             "depends on time, order or environment"
                         ])  # fmt: skip
             print("packed twice: identical bytes")
+        if os.environ.get("GITHUB_OUTPUT"):  # the release workflow signs each one
+            with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as output:
+                output.write(f"tarballs={json.dumps([t.name for t in tarballs])}\n")
     except (PackError, ManifestProblem) as error:
         problems = error.problems if isinstance(error, PackError) else [str(error)]
         for problem in problems:

@@ -16,6 +16,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 SUFFIX = ".sigstore.json"
 
@@ -24,7 +25,7 @@ class BundleError(Exception):
     pass
 
 
-def signature_and_certificate(bundle: dict) -> tuple[str, str]:
+def signature_and_certificate(bundle: dict[str, Any]) -> tuple[str, str]:
     """(base64 signature, PEM certificate) of a message-signature bundle (v0.1 to v0.3)."""
     try:
         signature = bundle["messageSignature"]["signature"]

@@ -24,7 +24,6 @@ import math
 import os
 import queue
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,10 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
+from nexo_plugin_sdk import read_manifest as parse_manifest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = PROJECT_ROOT / "nexo-plugin.toml"
@@ -48,12 +44,9 @@ NEXO_VERSION = "0.1.5"
 METHOD_NOT_FOUND = -32601
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    return tomllib.loads(path.read_text(encoding="utf-8"))
-
-
 def read_manifest() -> dict[str, Any]:
-    return read_toml(MANIFEST_PATH)
+    """nexo-plugin.toml, read as the SDK reads it."""
+    return parse_manifest(MANIFEST_PATH.read_text(encoding="utf-8"))
 
 
 def plugin_id() -> str:
@@ -134,7 +127,8 @@ def assert_daemon_accepts(params: dict[str, Any], plugin_id: str) -> dict[str, A
     assert set(event) >= {"id", "timestamp", "topic", "source", "session_id", "payload"}, event
     uuid.UUID(event["id"])
     offset = datetime.fromisoformat(event["timestamp"]).utcoffset()
-    assert offset is not None and offset.total_seconds() == 0, event["timestamp"]
+    assert offset is not None, event["timestamp"]
+    assert offset.total_seconds() == 0, event["timestamp"]
     assert event["source"] == plugin_id
     assert event["topic"] == params["topic"]
     assert params["topic"].startswith("plugin.inbound.")
@@ -269,16 +263,14 @@ class PluginHost:
         return frame
 
     def next_notification(self, method: str, timeout: float | None = None) -> dict[str, Any]:
-        for index, frame in enumerate(self.notifications):
-            if frame.get("method") == method:
+        for index, kept in enumerate(self.notifications):
+            if kept.get("method") == method:
                 return self.notifications.pop(index)
-        while True:
-            frame = self.next_frame(timeout)
-            if frame is None:
-                raise AssertionError(f"stdout closed before a {method} notification{self.log()}")
+        while (frame := self.next_frame(timeout)) is not None:
             if frame.get("method") == method:
                 return frame
             self.notifications.append(frame)
+        raise AssertionError(f"stdout closed before a {method} notification{self.log()}")
 
     # -- writing to the plugin -------------------------------------------------------------
 

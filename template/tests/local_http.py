@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+HOST = "127.0.0.1"
+
 
 @dataclass(frozen=True)
 class Request:
@@ -44,7 +46,7 @@ class LocalHTTPServer:
         self.requests: list[Request] = []
         self._responses: dict[tuple[str, str], Response] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer((HOST, 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
@@ -59,8 +61,7 @@ class LocalHTTPServer:
             self._responses[(method, path)] = Response(status, data)
 
     def url(self, path: str = "/") -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"http://{HOST}:{self._server.server_port}{path}"
 
     def requests_to(self, method: str, path: str) -> list[Request]:
         with self._lock:

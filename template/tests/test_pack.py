@@ -128,10 +128,8 @@ def test_tarballs_follow_the_installer_rules(tarballs: list[Path]) -> None:
         assert installer_problems(tarball, plugin["id"]) == [], tarball.name
         with tarfile.open(tarball, "r:gz") as archive:
             manifest = archive.extractfile("nexo-plugin.toml")
-            assert (
-                manifest is not None
-                and manifest.read() == (PROJECT_ROOT / "nexo-plugin.toml").read_bytes()
-            )
+            assert manifest is not None
+            assert manifest.read() == (PROJECT_ROOT / "nexo-plugin.toml").read_bytes()
             names = archive.getnames()
         assert f"lib/{plugin['id']}/handlers.py" in names
         assert any(name.endswith("/nexo_plugin_sdk/__init__.py") for name in names)
@@ -271,7 +269,8 @@ def copy(tmp_path: Path) -> Path:
 
 
 def package(project: Path) -> Path:
-    return project / "src" / read_manifest()["plugin"]["id"]
+    plugin_id: str = read_manifest()["plugin"]["id"]
+    return project / "src" / plugin_id
 
 
 def test_untracked_files_are_left_out(copy: Path) -> None:
@@ -325,7 +324,8 @@ def test_tools_out_of_step_with_the_manifest_are_refused(copy: Path) -> None:
     commit(copy)
     run = run_pack(copy)
     assert run.returncode == 1
-    assert f"['{plugin_id}_ghost']" in run.stderr and "does not serve" in run.stderr
+    assert f"['{plugin_id}_ghost']" in run.stderr
+    assert "does not serve" in run.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,12 @@ yours, checks that): only on the protocol, the manifest and the process.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -19,6 +21,7 @@ from nexo_plugin_sdk import wire
 
 from host import (
     MANIFEST_PATH,
+    PROJECT_ROOT,
     NEXO_VERSION,
     PluginHost,
     env_prefix,
@@ -41,6 +44,24 @@ def test_print_manifest_prints_the_manifest_verbatim() -> None:
     run = run_plugin("--print-manifest", input=None)
     assert run.returncode == 0, run.stderr
     assert run.stdout == MANIFEST_PATH.read_bytes()
+
+
+def test_python_m_answers_the_probe_too() -> None:
+    # `python -m <package>` runs the plugin like bin/<id>, in this environment.
+    run = subprocess.run(
+        [sys.executable, "-m", plugin_id(), "--print-manifest"],
+        capture_output=True,
+        cwd=PROJECT_ROOT / "src",
+        timeout=10,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == MANIFEST_PATH.read_bytes()
+
+
+def test_handlers_of_older_templates_still_import_from_runtime() -> None:
+    runtime = importlib.import_module(f"{plugin_id()}.runtime")
+    api = importlib.import_module(f"{plugin_id()}.api")
+    assert (runtime.PluginContext, runtime.InboundEvent) == (api.PluginContext, api.InboundEvent)
 
 
 def test_check_finds_handlers_and_manifest_in_agreement() -> None:
@@ -141,7 +162,8 @@ def test_a_closed_stdout_stops_the_plugin(plugin_env: dict[str, str]) -> None:
         stderr=subprocess.PIPE,
         env={**os.environ, **plugin_env},
     )
-    assert plugin.stdin is not None and plugin.stdout is not None
+    assert plugin.stdin is not None
+    assert plugin.stdout is not None
     plugin.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
     plugin.stdin.flush()
     assert b'"result"' in plugin.stdout.readline()
@@ -151,7 +173,8 @@ def test_a_closed_stdout_stops_the_plugin(plugin_env: dict[str, str]) -> None:
     finally:
         plugin.kill()
     assert plugin.returncode == 0, stderr
-    assert b"stdout closed" in stderr and b"Traceback" not in stderr
+    assert b"stdout closed" in stderr
+    assert b"Traceback" not in stderr
 
 
 def test_stdin_that_is_not_a_pipe_fails_fast_with_a_hint() -> None:

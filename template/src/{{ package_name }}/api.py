@@ -240,7 +240,7 @@ class PluginContext:
         and awaited when the plugin stops (shutdown, stdin closed, SIGTERM/SIGINT). A crash is
         logged; with `critical=True` it also stops the plugin with exit code 1.
         """
-        task_name = name or getattr(func, "__qualname__", repr(func))
+        task_name = name or str(getattr(func, "__qualname__", func))
         self._running().run_background(func, args, task_name, critical)
 
     def _running(self) -> Session:

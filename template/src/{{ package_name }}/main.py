@@ -17,7 +17,9 @@ This file follows the template (`copier update` refreshes it). In order:
 
 import os
 import sys
+from typing import Any
 
+PACKAGE = __name__.rsplit(".", 1)[0]  # the plugin id
 MANIFEST_FILE = "nexo-plugin.toml"
 PROBE_FLAG = "--print-manifest"
 CHECK_FLAG = "--check"
@@ -59,24 +61,15 @@ def print_manifest() -> int:
     return 0
 
 
-def parse_manifest(data: bytes) -> dict:
-    """The manifest as the SDK reads it (tomllib, or tomli before Python 3.11)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:
-        import tomli as tomllib
+def parse_manifest(data: bytes) -> dict[str, Any]:
+    """The manifest, read by the SDK (which loads asyncio: the probe was answered before)."""
+    from nexo_plugin_sdk import ManifestError, read_manifest
 
     try:
-        manifest = tomllib.loads(data.decode("utf-8"))
-        plugin = manifest["plugin"]
-        if isinstance(plugin["id"], str) and isinstance(plugin["version"], str):
-            return manifest
-        problem = "plugin.id and plugin.version must be strings"
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
-        problem = f"{type(error).__name__}: {error}"
-    raise SystemExit(
-        f"{os.path.join(plugin_root(), MANIFEST_FILE)}: not a usable manifest ({problem})"
-    )
+        return read_manifest(data.decode("utf-8"))
+    except (UnicodeDecodeError, ManifestError) as error:
+        where = os.path.join(plugin_root(), MANIFEST_FILE)
+        raise SystemExit(f"{where}: not a usable manifest ({error})") from None
 
 
 def stdin_is_stream() -> bool:
@@ -134,22 +127,22 @@ def configure_logging(plugin_id: str) -> None:
         )
 
 
-def missing_dependency(manifest: dict, error: ImportError) -> int:
+def missing_dependency(error: ImportError) -> int:
     sys.stderr.write(
-        f"{manifest['plugin']['id']}: cannot start: {error}. In a checkout, install the "
-        "dependencies (`uv sync`); an installed plugin vendors them in lib/.\n"
+        f"{PACKAGE}: cannot start: {error}. In a checkout, install the dependencies "
+        "(`uv sync`); an installed plugin vendors them in lib/.\n"
     )
     return 1
 
 
-def check(manifest: dict) -> int:
+def check(manifest: dict[str, Any]) -> int:
     """--check: handlers.py against the manifest, as the start does it, without starting."""
     from pathlib import Path
 
     try:
         from .startup import StartError, load
     except ImportError as error:
-        return missing_dependency(manifest, error)
+        return missing_dependency(error)
     try:
         loaded = load(manifest, Path(plugin_root()))
     except StartError as error:
@@ -163,7 +156,7 @@ def check(manifest: dict) -> int:
     return 0
 
 
-def serve(manifest: dict, frames: int) -> int:
+def serve(manifest: dict[str, Any], frames: int) -> int:
     import asyncio
     import logging
     from pathlib import Path
@@ -172,7 +165,7 @@ def serve(manifest: dict, frames: int) -> int:
         from .sdk_adapter import Session
         from .startup import StartError, load, start
     except ImportError as error:
-        return missing_dependency(manifest, error)
+        return missing_dependency(error)
 
     async def run() -> int:
         loop = asyncio.get_running_loop()
@@ -195,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     if args == [PROBE_FLAG]:
         return print_manifest()
 
-    manifest = parse_manifest(read_manifest_bytes())
+    exit_quietly_on_signals()
+    try:
+        manifest = parse_manifest(read_manifest_bytes())
+    except ImportError as error:
+        return missing_dependency(error)
     plugin_id = manifest["plugin"]["id"]
     if args in (["-h"], ["--help"]):
         sys.stderr.write(USAGE.format(plugin_id=plugin_id))
@@ -212,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     frames = fence_stdout()
-    exit_quietly_on_signals()
     configure_logging(plugin_id)
     return serve(manifest, frames)
 

@@ -31,7 +31,7 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from nexo_plugin_sdk import (
@@ -63,6 +63,8 @@ log = logging.getLogger(__name__.rsplit(".", 1)[0])
 HANDSHAKE_SETTLE_SECONDS = 0.2
 # How long stopping waits for background tasks and in-flight handlers before giving up.
 STOP_GRACE_SECONDS = 5.0
+# A background task waiting for the handshake: the function, its arguments, name, critical.
+BackgroundTask = tuple[Callable[..., Awaitable[object]], tuple[object, ...], str, bool]
 # JSON-RPC error codes of the protocol itself (the tool errors come from the SDK).
 METHOD_NOT_FOUND, INVALID_PARAMS = -32601, -32602
 
@@ -252,8 +254,7 @@ class Session:
         self._output_open = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
-        self._waiting_background: list[tuple[Callable[..., Awaitable[object]], tuple, str, bool]]
-        self._waiting_background = []
+        self._waiting_background: list[BackgroundTask] = []
         self._exit_code = 0
         self._stopped: asyncio.Future[int] = self._loop.create_future()
         self._initialize_result = encode(loaded.initialize_result())
@@ -354,8 +355,8 @@ class Session:
                 pending.set_exception(gone)
         self.pending.clear()
 
-    def _spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = self._loop.create_task(coroutine, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = self._loop.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -423,7 +424,8 @@ class Session:
     # -- reading ---------------------------------------------------------------------------
 
     def handle_line(self, line: bytes) -> None:
-        """One frame from the daemon. Nothing in it may stop the plugin."""
+        """One frame from the daemon. Nothing in it may stop the plugin: a frame that cannot
+        be handled is logged and skipped, and the next one is served."""
         try:
             frame = _decoder.decode(line.decode("utf-8"))
         except (ValueError, RecursionError) as error:
@@ -433,6 +435,12 @@ class Session:
         if not isinstance(frame, dict):
             log.warning("frame skipped: a JSON-RPC frame must be an object")
             return
+        try:
+            self._dispatch(frame)
+        except Exception:
+            log.exception("frame skipped: handling it failed")
+
+    def _dispatch(self, frame: dict[str, Any]) -> None:
         method = frame.get("method")
         if method is None:
             self._on_response(frame)
@@ -568,10 +576,13 @@ class Session:
             target = pending.final
             if failure is None:
                 try:
-                    target.set_result(LlmCompleteResult.from_json(result))
+                    final = LlmCompleteResult.from_json(result if isinstance(result, dict) else {})
+                except (TypeError, ValueError, AttributeError):
+                    failure = RpcDecodeError(f"llm.complete final result: {encode(result)}")
+                else:
+                    if not target.done():
+                        target.set_result(final)
                     return
-                except (TypeError, ValueError, AttributeError) as decode:
-                    failure = RpcDecodeError(f"llm.complete final reply: {decode}")
         else:
             target = pending
             if failure is None:
@@ -584,7 +595,11 @@ class Session:
     # -- background tasks ------------------------------------------------------------------
 
     def run_background(
-        self, func: Callable[..., Awaitable[object]], args: tuple, name: str, critical: bool
+        self,
+        func: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+        name: str,
+        critical: bool,
     ) -> None:
         if self.closing:
             raise RuntimeError(f"cannot start background task {name}: the plugin is stopping")
@@ -602,7 +617,11 @@ class Session:
             task.add_done_callback(self._background.discard)
 
     async def _run_background(
-        self, func: Callable[..., Awaitable[object]], args: tuple, name: str, critical: bool
+        self,
+        func: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+        name: str,
+        critical: bool,
     ) -> None:
         try:
             await func(*args)

@@ -1,0 +1,53 @@
+"""Interpreters, and rendered projects set up the way their README says."""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from git_repos import commit_all, git
+from rendering import BIN
+
+
+def find_python(version: str) -> str | None:
+    """A real interpreter for `version` (not a version-manager shim), or None."""
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(glob.glob(str(Path.home() / f".pyenv/versions/{version}.*/bin/python3")))
+    candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
+        )
+        if probe.returncode == 0:
+            return probe.stdout.strip()
+    return None
+
+
+def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "uv"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def first_steps(project: Path, python: str) -> Path:
+    """The README's first steps: git init, uv sync (the venv and uv.lock), commit."""
+    git(project, "init", "-q", "-b", "main")
+    synced = uv("sync", "--quiet", "--python", python, cwd=project)
+    assert synced.returncode == 0, synced.stderr
+    commit_all(project, "Start the plugin")
+    return project
+
+
+def run_in(project: Path, *command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a tool of the project's own environment inside the project."""
+    return subprocess.run(
+        [str(project / ".venv" / "bin" / command[0]), *command[1:]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kwargs,
+    )

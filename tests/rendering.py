@@ -1,0 +1,51 @@
+"""Rendering this template with copier, as a plugin author does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import copier
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def render(dst: Path, **data: Any) -> Path:
+    """Render the working tree (committed or not) of this template into dst."""
+    copier.run_copy(
+        str(TEMPLATE_ROOT), dst, data=data, defaults=True, vcs_ref="HEAD", unsafe=False,
+        quiet=True,
+    )  # fmt: skip
+    return dst
+
+
+def copier_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The `copier` command line, as a plugin author runs it."""
+    return subprocess.run(
+        [str(BIN / "copier"), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def read_answers(project: Path) -> dict[str, Any]:
+    """The answers copier recorded in the project."""
+    answers: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return answers
+
+
+def pins() -> dict[str, str]:
+    """{package: version} of pins/pyproject.toml, the versions generated plugins start from."""
+    pinned = read_toml(TEMPLATE_ROOT / "pins" / "pyproject.toml")["project"]["dependencies"]
+    return dict(requirement.split("==") for requirement in pinned)
