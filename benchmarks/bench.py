@@ -28,7 +28,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from render import TEMPLATE_ROOT, copier_cli  # noqa: E402
+from render import TEMPLATE_ROOT, copier_cli
 
 PLUGIN_ID = "bench_plugin"
 INITIALIZE = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"nexo_version":"0.1.5"}}\n'

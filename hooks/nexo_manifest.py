@@ -30,12 +30,18 @@ SEMVER = re.compile(
 REQUIREMENT_PART = re.compile(
     r"^(?:>=|<=|[=<>~^])?\s*(?:\d+|\*)(?:\.(?:\d+|[*xX])){0,2}(?:-[0-9A-Za-z.-]+)?$"
 )
+# The daemon's manifest schema (every table deny_unknown_fields). The tables not listed
+# here (capabilities, advisors, agents, skills, capability_gates, ui, contracts) are accepted
+# as the daemon accepts them; their insides are not checked here.
 KNOWN_KEYS: dict[str, set[str]] = {
     "": {"plugin"},
     "plugin": {
         "id", "version", "name", "description", "min_nexo_version", "enabled_by_default",
         "entrypoint", "requires", "channels", "meta", "supervisor", "tools", "extends",
+        "capabilities", "advisors", "agents", "skills", "config", "capability_gates", "ui",
+        "contracts",
     },
+    "plugin.config": {"schema_path", "hot_reload"},
     "plugin.entrypoint": {"command", "args", "env"},
     "plugin.requires": {"bins", "env", "features", "nexo_capabilities"},
     "plugin.channels": {"register"},
@@ -75,6 +81,31 @@ def _unknown_keys(table: Any, where: str) -> list[str]:
     ]
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _count(maximum: int | None) -> Any:
+    """A check: an int (not a bool) from 0 to `maximum`."""
+    return lambda value: (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        and (maximum is None or value <= maximum)
+    )  # fmt: skip
+
+
+def _typed(plugin: dict[str, Any], table: str, checks: dict[str, Any]) -> list[str]:
+    """Unknown keys and ill-typed values of [plugin.<table>]."""
+    section = plugin.get(table, {})
+    found = _unknown_keys(section, f"plugin.{table}")
+    if isinstance(section, dict):
+        found += [
+            f"plugin.{table}.{key} = {section[key]!r} must be {wanted}"
+            for key, (check, wanted) in checks.items()
+            if key in section and not check(section[key])
+        ]
+    return found
+
+
 def _string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
@@ -88,11 +119,11 @@ def problems(manifest: dict[str, Any]) -> list[str]:
     found += _unknown_keys(plugin, "plugin")
 
     plugin_id = plugin.get("id")
-    if not isinstance(plugin_id, str) or not ID_PATTERN.match(plugin_id):
+    if not isinstance(plugin_id, str) or not ID_PATTERN.fullmatch(plugin_id):
         found.append(f"plugin.id {plugin_id!r} must match {ID_PATTERN.pattern}")
         plugin_id = None
     version = plugin.get("version")
-    if not isinstance(version, str) or not SEMVER.match(version):
+    if not isinstance(version, str) or not SEMVER.fullmatch(version):
         found.append(
             f"plugin.version {version!r} is not a semantic version like 1.2.3 (no leading 'v')"
         )
@@ -101,7 +132,7 @@ def problems(manifest: dict[str, Any]) -> list[str]:
             found.append(f"plugin.{key} must be a non-empty string")
     requirement = plugin.get("min_nexo_version")
     if not isinstance(requirement, str) or not all(
-        REQUIREMENT_PART.match(part.strip()) for part in requirement.split(",")
+        REQUIREMENT_PART.fullmatch(part.strip()) for part in requirement.split(",")
     ):
         found.append(
             f'plugin.min_nexo_version {requirement!r} is not a semver requirement like ">=0.1.0"'
@@ -150,17 +181,26 @@ def problems(manifest: dict[str, Any]) -> list[str]:
         if not isinstance(channel, dict):
             continue
         kind = channel.get("kind")
-        if not isinstance(kind, str) or not ID_PATTERN.match(kind):
+        if not isinstance(kind, str) or not ID_PATTERN.fullmatch(kind):
             found.append(f"{where}.kind {kind!r} must match {ID_PATTERN.pattern}")
         if not isinstance(channel.get("adapter"), str) or not channel["adapter"]:
             found.append(f"{where}.adapter must be a non-empty string")
 
-    found += _unknown_keys(plugin.get("meta", {}), "plugin.meta")
-    supervisor = plugin.get("supervisor", {})
-    found += _unknown_keys(supervisor, "plugin.supervisor")
-    tail = supervisor.get("stderr_tail_lines", 0) if isinstance(supervisor, dict) else 0
-    if not isinstance(tail, int) or isinstance(tail, bool) or not 0 <= tail <= 512:
-        found.append("plugin.supervisor.stderr_tail_lines must be an integer from 0 to 512")
+    meta = plugin.get("meta", {})
+    found += _unknown_keys(meta, "plugin.meta")
+    if isinstance(meta, dict):
+        found += [f"plugin.meta.{key} must be a string" for key, value in meta.items()
+                  if not isinstance(value, str)]  # fmt: skip
+    found += _typed(plugin, "supervisor", {
+        "respawn": (_is_bool, "true or false"),
+        "max_attempts": (_count(None), "a whole number of at least 0"),
+        "backoff_ms": (_count(None), "a whole number of milliseconds"),
+        "stderr_tail_lines": (_count(512), "a whole number from 0 to 512"),
+    })  # fmt: skip
+    found += _typed(plugin, "config", {
+        "schema_path": (lambda value: isinstance(value, str) and bool(value), "a path"),
+        "hot_reload": (_is_bool, "true or false"),
+    })  # fmt: skip
 
     for table, key in (("tools", "expose"), ("extends", "tools")):
         section = plugin.get(table, {})

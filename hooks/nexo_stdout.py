@@ -1,11 +1,15 @@
-"""Flag plugin code that writes to stdout, which carries the daemon's JSON-RPC frames.
+"""Flag plugin code that writes to standard output by descriptor or device, which a linter cannot.
 
     nexo-stdout FILE.py ...          (the `nexo-stdout` pre-commit hook)
 
-Reports `print(...)` without `file=`, writes through `sys.stdout` or `sys.__stdout__`,
-`os.write(1, ...)`, and logging handlers on stdout. Generated plugins already send such
-writes to stderr at run time; this catches them before they ship. To keep a line on
-purpose, end it with the comment `# nexo: allow-stdout`.
+stdout carries the daemon's JSON-RPC frames. Generated plugins already send stray writes to
+stderr at run time; this catches them before they ship. The writes a linter can see by name
+are ruff's job in every generated project: `print()` (T201), and `sys.stdout` or
+`sys.__stdout__` however they are imported or aliased (TID251, banned-api). What stays here is
+stdout reached by number or path: descriptor 1 given to `os.write`, `os.writev`, `os.fdopen`,
+`open`, `io.open`, `io.FileIO`, `os.dup2` (as the target), `os.sendfile`, or the paths
+`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`. To keep a line on purpose, end it with the
+comment `# nexo: allow-stdout`.
 """
 
 from __future__ import annotations
@@ -15,49 +19,61 @@ import sys
 from pathlib import Path
 
 ALLOW = "# nexo: allow-stdout"
-STDOUT_NAMES = {"stdout", "__stdout__"}
-WRITES = {"write", "writelines"}
+STDOUT_PATHS = {"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"}
+# Callable name (as written, last two parts) -> the argument naming the file: its position
+# and its keyword.
+BY_DESCRIPTOR = {
+    "open": (0, "file"),
+    "io.open": (0, "file"),
+    "io.FileIO": (0, "file"),
+    "FileIO": (0, "file"),
+    "os.fdopen": (0, "fd"),
+    "fdopen": (0, "fd"),
+    "os.write": (0, "fd"),
+    "os.writev": (0, "fd"),
+    "os.sendfile": (0, "out_fd"),
+    "os.dup2": (1, "fd2"),
+}
 
 
-def _is_stdout(node: ast.AST) -> bool:
-    """sys.stdout / sys.__stdout__, or anything reached from them (sys.stdout.buffer)."""
+def _callee(call: ast.Call) -> str:
+    """The called name's last two parts: os.write, io.open, open."""
+    parts = []
+    node = call.func
     while isinstance(node, ast.Attribute):
-        if node.attr in STDOUT_NAMES and isinstance(node.value, ast.Name):
-            return node.value.id == "sys"
+        parts.append(node.attr)
         node = node.value
-    return False
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts[:2]))
+
+
+def _is_stdout(node: ast.expr | None) -> bool:
+    return isinstance(node, ast.Constant) and (
+        (node.value == 1 and not isinstance(node.value, bool)) or node.value in STDOUT_PATHS
+    )
 
 
 def _problem(call: ast.Call) -> str | None:
-    func = call.func
-    keywords = {keyword.arg for keyword in call.keywords}
-    if isinstance(func, ast.Name) and func.id == "print":
-        file = next((k.value for k in call.keywords if k.arg == "file"), None)
-        if "file" not in keywords or (file is not None and _is_stdout(file)):
-            return "print() writes to stdout; log with logging (or pass file=sys.stderr)"
-    if isinstance(func, ast.Attribute) and func.attr in WRITES and _is_stdout(func.value):
-        return f"{ast.unparse(func)}() writes to stdout; use logging or sys.stderr"
-    if (
-        isinstance(func, ast.Attribute)
-        and func.attr == "write"
-        and ast.unparse(func.value) == "os"
-        and call.args
-        and isinstance(call.args[0], ast.Constant)
-        and call.args[0].value == 1
-    ):
-        return "os.write(1, ...) writes to stdout; write to descriptor 2"
-    name = ast.unparse(func)
-    if name.endswith("StreamHandler") and any(_is_stdout(arg) for arg in call.args):
-        return "a logging handler on sys.stdout; use StreamHandler() (stderr) instead"
+    name = _callee(call)
+    if name not in BY_DESCRIPTOR:
+        return None
+    position, keyword = BY_DESCRIPTOR[name]
+    target = call.args[position] if len(call.args) > position else None
+    target = next((k.value for k in call.keywords if k.arg == keyword), target)
+    if _is_stdout(target):
+        return f"{name}() on stdout ({ast.unparse(target)}): write to stderr or use logging"
     return None
 
 
-def problems(source: str, filename: str) -> list[str]:
+def problems(source: bytes, filename: str) -> list[str]:
+    """Each stdout write in `source`, as `file:line:column: message`; any encoding."""
     try:
-        tree = ast.parse(source, filename)
-    except SyntaxError as error:
-        return [f"{filename}:{error.lineno}: cannot parse: {error.msg}"]
-    lines = source.splitlines()
+        tree = ast.parse(source, filename)  # bytes: honours a coding declaration
+    except (SyntaxError, ValueError) as error:
+        line = getattr(error, "lineno", None) or 1
+        return [f"{filename}:{line}: cannot parse: {getattr(error, 'msg', error)}"]
+    lines = source.decode("utf-8", "replace").splitlines()
     found = []
     for node in ast.walk(tree):
         message = _problem(node) if isinstance(node, ast.Call) else None
@@ -69,10 +85,10 @@ def problems(source: str, filename: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     found = []
     for name in sys.argv[1:] if argv is None else argv:
-        found += problems(Path(name).read_text(encoding="utf-8"), name)
+        found += problems(Path(name).read_bytes(), name)
     for line in found:
         print(line)
-    if found:
+    if any("cannot parse" not in line for line in found):
         print(f"\nstdout carries JSON-RPC only. Mark a deliberate line with `{ALLOW}`.")
     return 1 if found else 0
 

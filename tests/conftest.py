@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,10 @@ THIS_TARGET = {
 }.get((platform.system(), platform.machine()), "")
 
 
+# "newest" in the matrix: the newest Python the template offers that this machine has.
+NEWEST = ["3.14", "3.13"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run every test of one project on the same xdist worker, which renders it once."""
     for item in items:
@@ -29,12 +34,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(case))
 
 
-@pytest.fixture(scope="session", params=list(MATRIX))
+# NEXO_TEMPLATE_CASES=echo,tool narrows a run to some entries of the matrix while working.
+CASES = [case for case in os.environ.get("NEXO_TEMPLATE_CASES", "").split(",") if case] or list(MATRIX)
+
+
+@pytest.fixture(scope="session", params=CASES)
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
     case = MATRIX[request.param]
-    python = find_python(case.python)
+    versions = NEWEST if case.python == "newest" else [case.python]
+    python = next(filter(None, map(find_python, versions)), None)
     if python is None:
-        pytest.skip(f"no Python {case.python} on this machine for {request.param}")
+        pytest.skip(f"no Python {' or '.join(versions)} on this machine for {request.param}")
     path = render(
         tmp_path_factory.mktemp(request.param) / case.answers["plugin_id"], **case.answers
     )

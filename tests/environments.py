@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,17 +19,25 @@ def find_python(version: str) -> str | None:
     candidates += sorted(glob.glob(str(Path.home() / f".pyenv/versions/{version}.*/bin/python3")))
     candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
     for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
-        )
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
+            )
+        except OSError:
+            continue
         if probe.returncode == 0:
             return probe.stdout.strip()
     return None
 
 
-def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def uv(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "uv"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [str(BIN / "uv"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 from rendering import TEMPLATE_ROOT
@@ -27,15 +29,49 @@ def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
         git(repo, "tag", tag)
 
 
-def template_copy(dst: Path, tag: str = "v1.0.0", source: Path = TEMPLATE_ROOT) -> Path:
-    """`source` (this template, committed or not) as the root of a new git repository tagged
-    `tag`: what a fork or a release looks like to copier."""
+def copy_working_tree(source: Path, dst: Path) -> Path:
+    """The files git tracks or would track in `source`, as they are on disk, into `dst`."""
     listed = git(source, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     for name in filter(None, listed.split("\0")):
         if not (source / name).exists() and not (source / name).is_symlink():
             continue  # deleted in the working tree
         (dst / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, dst / name, follow_symlinks=False)
+    return dst
+
+
+def template_copy(dst: Path, tag: str = "v1.0.0") -> Path:
+    """This template (committed or not) as the root of a new git repository tagged `tag`:
+    what a fork or a release looks like to copier."""
+    copy_working_tree(TEMPLATE_ROOT, dst)
     git(dst, "init", "-q", "-b", "main")
     commit_all(dst, "template", tag)
     return dst
+
+
+def export_commit(commit: str, dst: Path) -> Path:
+    """The tree of this repository at `commit`, into `dst` (no .git)."""
+    dst.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(TEMPLATE_ROOT), "archive", "--format=tar", commit], capture_output=True
+    )
+    assert archive.returncode == 0, archive.stderr.decode()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tree:
+        tree.extractall(dst, filter="tar" if hasattr(tarfile, "tar_filter") else None)
+    return dst
+
+
+def replace_tree(repo: Path, source: Path, tag: str) -> None:
+    """Commit `source`'s files as the whole tree of `repo`, tagged `tag`: the next release."""
+    for path in repo.iterdir():
+        if path.name == ".git":
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if (source / ".git").exists():
+        copy_working_tree(source, repo)
+    else:
+        shutil.copytree(source, repo, dirs_exist_ok=True, symlinks=True)
+    commit_all(repo, f"release {tag}", tag)

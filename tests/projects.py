@@ -21,39 +21,48 @@ ODD_DESCRIPTION = "Says \"hi\" and 'bye' with a back\\slash, ünïcødé — *no
 @dataclass(frozen=True)
 class Case:
     answers: dict[str, Any]
-    python: str  # the interpreter of the project's environment
+    python: str  # the interpreter of the project's environment ("newest": 3.14, else 3.13)
 
 
 MATRIX: dict[str, Case] = {
     "echo": Case({"plugin_id": "echo_plugin"}, "3.10"),
     "echo_tool": Case(
-        {"plugin_id": "tool_plugin", "with_example_tool": True, "python_min": "3.13",
-         "license": "Apache-2.0", "description": ODD_DESCRIPTION},
-        "3.13",
+        {
+            "plugin_id": "tool_plugin",
+            "with_example_tool": True,
+            "python_min": "3.13",
+            "license": "Apache-2.0",
+            "description": ODD_DESCRIPTION,
+        },
+        "newest",
     ),
     "poller": Case(
-        {"plugin_id": "a_plugin_id_of_exactly_32_chars_", "plugin_shape": "poller",
-         "license": "BSD-3-Clause", "channel_kind": "custom_kind"},
+        {
+            "plugin_id": "a_plugin_id_of_exactly_32_chars_",
+            "plugin_shape": "poller",
+            "license": "BSD-3-Clause",
+            "channel_kind": "custom_kind",
+        },
         "3.10",
     ),
     "poller_newest": Case(
-        {"plugin_id": "feed_plugin", "plugin_shape": "poller", "with_example_tool": True}, "3.13"
+        {"plugin_id": "feed_plugin", "plugin_shape": "poller", "with_example_tool": True}, "newest"
     ),
     "webhook": Case(
         {"plugin_id": "hook_plugin", "plugin_shape": "webhook", "with_example_tool": True}, "3.10"
     ),
     "webhook_newest": Case(
-        {"plugin_id": "hook_plugin", "plugin_shape": "webhook", "python_min": "3.12"}, "3.13"
+        {"plugin_id": "hook_plugin", "plugin_shape": "webhook", "python_min": "3.12"}, "newest"
     ),
     "outbound": Case({"plugin_id": "out_plugin", "plugin_shape": "outbound"}, "3.10"),
     "outbound_newest": Case(
-        {"plugin_id": "out_plugin", "plugin_shape": "outbound", "python_min": "3.11"}, "3.13"
+        {"plugin_id": "out_plugin", "plugin_shape": "outbound", "python_min": "3.11"}, "newest"
     ),
     "tool": Case({"plugin_id": "ask_plugin", "plugin_shape": "tool"}, "3.10"),
     "tool_newest": Case(
-        {"plugin_id": "ask_plugin", "plugin_shape": "tool", "python_min": "3.12"}, "3.13"
+        {"plugin_id": "ask_plugin", "plugin_shape": "tool", "python_min": "3.12"}, "newest"
     ),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,14 @@ BIN = Path(sys.executable).parent
 def render(dst: Path, **data: Any) -> Path:
     """Render the working tree (committed or not) of this template into dst."""
     copier.run_copy(
-        str(TEMPLATE_ROOT), dst, data=data, defaults=True, vcs_ref="HEAD", unsafe=False,
+        str(TEMPLATE_ROOT),
+        dst,
+        data=data,
+        defaults=True,
+        vcs_ref="HEAD",
+        unsafe=False,
         quiet=True,
-    )  # fmt: skip
+    )
     return dst
 
 

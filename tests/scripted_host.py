@@ -9,7 +9,9 @@ template generates (tests/host.py in a plugin), so one cannot hide the other's m
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import selectors
 import subprocess
 import time
@@ -19,13 +21,28 @@ from typing import Any
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"nexo_version": "0.1.5"}}
 
 
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} on stdout: the daemon's JSON parser rejects the line")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    assert math.isfinite(value), f"{text} on stdout: out of range for the daemon's JSON parser"
+    return value
+
+
 class ScriptedHost:
     def __init__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-        )  # fmt: skip
+        )
         self._pending = b""
+        self.last_line = b""  # the bytes of the last frame read
         self.stderr = b""
         self._selector = selectors.DefaultSelector()
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -61,6 +78,14 @@ class ScriptedHost:
                 self.stderr += chunk
         return bool(events)
 
+    def logged(self, pattern: bytes, timeout: float = 10.0) -> re.Match[bytes]:
+        """Wait until stderr holds `pattern` (a regular expression); the match."""
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(pattern, self.stderr)):
+            if not self._pump(deadline) and time.monotonic() >= deadline:
+                raise AssertionError(f"{pattern!r} not logged in {timeout}s\n{self.stderr_text()}")
+        return found
+
     def frame(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next stdout line, which must be exactly one JSON object."""
         deadline = time.monotonic() + timeout
@@ -70,7 +95,8 @@ class ScriptedHost:
             if not self._pump(deadline):
                 raise AssertionError(f"no frame within {timeout}s\n{self.stderr_text()}")
         line, self._pending = self._pending.split(b"\n", 1)
-        frame = json.loads(line)
+        self.last_line = line
+        frame = json.loads(line, parse_constant=_not_json, parse_float=_finite)
         assert isinstance(frame, dict), line
         return frame
 
@@ -78,8 +104,20 @@ class ScriptedHost:
         """Send a request; the very next frame must be its response."""
         self.send(frame)
         reply = self.frame()
-        assert reply.get("jsonrpc") == "2.0" and reply.get("id") == frame["id"], reply
+        assert reply.get("jsonrpc") == "2.0", reply
+        assert reply.get("id") == frame["id"], reply
         return reply
+
+    def rest(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Every frame left until the plugin closes stdout."""
+        deadline = time.monotonic() + timeout
+        frames = []
+        while self.stdout_open or b"\n" in self._pending:
+            if b"\n" in self._pending:
+                frames.append(self.frame(timeout=max(deadline - time.monotonic(), 0.1)))
+            elif not self._pump(deadline) and time.monotonic() >= deadline:
+                raise AssertionError(f"stdout still open after {timeout}s\n{self.stderr_text()}")
+        return frames
 
     def no_more_output(self, timeout: float = 5.0) -> None:
         """Drain until stdout closes; anything left on stdout is a failure."""

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import yaml
-from render import commit_all, copier_cli, read_toml, template_copy, tomllib
+from git_repos import commit_all, template_copy
+from rendering import copier_cli, read_toml, tomllib
 
 ORG_DEFAULTS = {
     "org_github_owner": "acme-robotics",
@@ -17,6 +18,7 @@ ORG_DEFAULTS = {
     "org_trust_mode": "warn",
     "org_trust_policy": "ACME operators verify every plugin release.",
     "org_runner": "acme-linux-x64",
+    "org_macos_runner": "acme-macos-arm64",
 }
 
 
@@ -26,7 +28,8 @@ def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
     block = re.search(
         r"# ==== Organisation defaults =+\n(.*?)# ==== End", copier_yml.read_text(), re.S
     )
-    assert block and set(yaml.safe_load(block.group(1))) == set(ORG_DEFAULTS)
+    assert block
+    assert set(yaml.safe_load(block.group(1))) == set(ORG_DEFAULTS)
     text = copier_yml.read_text()
     for name, value in ORG_DEFAULTS.items():
         # The default line of each question, with any folded continuation lines.
@@ -43,7 +46,8 @@ def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
 
     meta = read_toml(project / "nexo-plugin.toml")["plugin"]["meta"]
-    assert meta["author"] == "ACME Robotics" and meta["license"] == "Apache-2.0"
+    assert meta["author"] == "ACME Robotics"
+    assert meta["license"] == "Apache-2.0"
     assert meta["repository"].startswith("https://github.com/acme-robotics/")
     pyproject = read_toml(project / "pyproject.toml")["project"]
     assert pyproject["authors"] == [{"name": "ACME Robotics", "email": "plugins@acme.example"}]
@@ -55,6 +59,14 @@ def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
     assert entry["authors"][0]["owner"] == "acme-robotics"
     assert entry["authors"][0]["mode"] == "warn"
     assert "acme-robotics" in entry["authors"][0]["identity_regexp"]
+    assert (
+        "/.github/workflows/release.yml @acme-robotics"
+        in (project / ".github/CODEOWNERS").read_text()
+    )
+    runners = set()
     for workflow in ("release.yml", "ci.yml"):
         jobs = yaml.safe_load((project / ".github/workflows" / workflow).read_text())["jobs"]
-        assert {job["runs-on"] for job in jobs.values()} == {"acme-linux-x64"}
+        for job in jobs.values():
+            runs_on = job["runs-on"]
+            runners |= set(job["strategy"]["matrix"]["os"]) if "matrix.os" in runs_on else {runs_on}
+    assert runners == {"acme-linux-x64", "acme-macos-arm64"}

@@ -1,5 +1,6 @@
 """The pre-commit hooks in hooks/: on every rendered project, on broken manifests and noisy
-code, and installed and run by pre-commit itself from a tagged copy of this repository."""
+code (together with the generated projects' ruff rules), and installed and run by pre-commit
+itself from a tagged copy of this repository."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Project
-from render import BIN, TEMPLATE_ROOT, commit_all, git, render, template_copy
+from environments import run_in
+from git_repos import commit_all, git, template_copy
+from projects import Project
+from rendering import BIN, TEMPLATE_ROOT, render
 
 HOOKS = TEMPLATE_ROOT / "hooks"
 
@@ -28,8 +31,7 @@ def hook(name: str, *files: Path | str) -> subprocess.CompletedProcess[str]:
 def test_rendered_projects_pass_both_hooks(project: Project) -> None:
     manifest = hook("nexo_manifest", project.path / "nexo-plugin.toml")
     assert manifest.returncode == 0, manifest.stderr
-    sources = sorted((project.path / "src").rglob("*.py"))
-    stdout = hook("nexo_stdout", *sources)
+    stdout = hook("nexo_stdout", *sorted((project.path / "src").rglob("*.py")))
     assert stdout.returncode == 0, stdout.stdout
 
 
@@ -55,6 +57,12 @@ adapter = "good"
 
 [plugin.extends]
 tools = ["good_echo"]
+
+[plugin.supervisor]
+respawn = true
+max_attempts = 5
+backoff_ms = 500
+stderr_tail_lines = 64
 """
 
 
@@ -75,6 +83,12 @@ tools = ["good_echo"]
         ('id = "good"', 'id = "Good-Plugin"', "plugin.id 'Good-Plugin' must match"),
         ('kind = "good"', 'kind = "' + "k" * 33 + '"', "plugin.channels.register[0].kind"),
         ('version = "1.2.3"', 'version = "v1.2.3"', "is not a semantic version"),
+        (
+            'version = "1.2.3"',
+            'version = "1.2.3\\n"',
+            "plugin.version '1.2.3\\n' is not a semantic version",
+        ),
+        ('id = "good"', 'id = "good\\n"', "plugin.id 'good\\n' must match"),
         ('">=0.1.0"', '"at least 0.1"', "is not a semver requirement"),
         (
             'description = "A plugin"',
@@ -90,6 +104,24 @@ tools = ["good_echo"]
         ('version = "1.2.3"', "version = 1", "plugin.version 1 is not a semantic version"),
         ("[plugin.extends]", "[plugin.extends", "not valid TOML"),
         ("[plugin]", "[plugin]\n[extra]", "unknown key 'extra' in [top level]"),
+        (
+            "max_attempts = 5",
+            'max_attempts = "5"',
+            "plugin.supervisor.max_attempts = '5' must be a whole number",
+        ),
+        ("max_attempts = 5", "max_attempts = -1", "plugin.supervisor.max_attempts = -1 must be"),
+        ("respawn = true", "respawn = 1", "plugin.supervisor.respawn = 1 must be true or false"),
+        (
+            "stderr_tail_lines = 64",
+            "stderr_tail_lines = 600",
+            "must be a whole number from 0 to 512",
+        ),
+        ("backoff_ms = 500", "backoff_ms = 5.5", "plugin.supervisor.backoff_ms = 5.5 must be"),
+        (
+            "[plugin.supervisor]",
+            "[plugin.config]\nhot_reload = 'yes'\n\n[plugin.supervisor]",
+            "plugin.config.hot_reload = 'yes' must be true or false",
+        ),
     ],
 )
 def test_nexo_manifest_names_each_problem(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -104,37 +136,108 @@ def test_nexo_manifest_names_each_problem(tmp_path: Path, old: str, new: str, me
     assert message in run.stderr, run.stderr
 
 
+def test_nexo_manifest_accepts_every_section_the_daemon_accepts(tmp_path: Path) -> None:
+    sections = [
+        "capabilities",
+        "advisors",
+        "agents",
+        "skills",
+        "capability_gates",
+        "ui",
+        "contracts",
+    ]
+    extra = "".join(f"\n[plugin.{section}]\nanything = 1\n" for section in sections)
+    extra += '\n[plugin.config]\nschema_path = "config.schema.json"\nhot_reload = true\n'
+    manifest = tmp_path / "nexo-plugin.toml"
+    manifest.write_text(GOOD_MANIFEST + extra)
+    run = hook("nexo_manifest", manifest)
+    assert run.returncode == 0, run.stderr
+
+
+# Twenty ways plugin code can write to stdout, each on its own line: the generated project's
+# ruff (T201 print, TID251 sys.stdout and sys.__stdout__ however reached) and the nexo-stdout
+# hook (descriptor 1 and stdout's paths) together flag every one.
 NOISY = """\
+import io
+import json
 import logging
 import os
 import sys
+import sys as system
+from sys import stdout  # 1
+from sys import stdout as out  # 2
 
-print("hello")
-print("to stderr", file=sys.stderr)
-print("explicitly stdout", file=sys.stdout)
-sys.stdout.write("x")
-sys.__stdout__.writelines(["x"])
-sys.stdout.buffer.write(b"x")
-os.write(1, b"x")
-os.write(2, b"fine")
-logging.getLogger().addHandler(logging.StreamHandler(sys.stdout))
+print("hello")  # 3
+print("to nowhere", file=None)  # 4
+print("explicitly", file=sys.stdout)  # 5
+sys.stdout.write("x")  # 6
+sys.__stdout__.writelines(["x"])  # 7
+sys.stdout.buffer.write(b"x")  # 8
+system.stdout.write("x")  # 9
+logging.basicConfig(stream=sys.stdout)  # 10
+logging.getLogger().addHandler(logging.StreamHandler(sys.stdout))  # 11
+json.dump({}, sys.stdout)  # 12
+os.write(1, b"x")  # 13
+open(1, "w").write("x")  # 14
+io.open(1, "wb").write(b"x")  # 15
+os.fdopen(1, "w").write("x")  # 16
+open("/dev/stdout", "w").write("x")  # 17
+io.FileIO("/proc/self/fd/1", "w").write(b"x")  # 18
+os.dup2(os.open("log.txt", os.O_WRONLY), 1)  # 19
+os.writev(1, [b"x"])  # 20
+stdout.write("x")
+out.flush()
+os.write(2, b"fine: stderr")
 logging.getLogger().addHandler(logging.StreamHandler())
-print("on purpose")  # nexo: allow-stdout
-sys.stdout.flush()
+os.write(1, b"on purpose")  # nexo: allow-stdout
 """
 
 
-def test_nexo_stdout_flags_each_write_and_honours_the_allow_comment(tmp_path: Path) -> None:
-    noisy = tmp_path / "noisy.py"
+def test_ruff_and_the_hook_flag_all_twenty_ways_to_write_to_stdout(project: Project) -> None:
+    noisy = project.package / "noisy.py"
     noisy.write_text(NOISY)
-    run = hook("nexo_stdout", noisy)
+    try:
+        linted = run_in(
+            project.path,
+            "ruff",
+            "check",
+            "--output-format=concise",
+            "--no-cache",
+            str(noisy.relative_to(project.path)),
+        )
+        hooked = hook("nexo_stdout", noisy)
+    finally:
+        noisy.unlink()
+    flagged = {
+        int(line.split(":")[1])
+        for line in (linted.stdout + hooked.stdout).splitlines()
+        if line.startswith((str(noisy), str(noisy.relative_to(project.path))))
+        and ("T201" in line or "TID251" in line or "on stdout" in line)
+    }
+    lines = NOISY.splitlines()
+    expected = {
+        number
+        for number, line in enumerate(lines, 1)
+        if line.rstrip().endswith(tuple(f"# {n}" for n in range(1, 21)))
+    }
+    assert len(expected) == 20
+    assert expected <= flagged, sorted(expected - flagged)
+    assert lines.index('os.write(2, b"fine: stderr")') + 1 not in flagged
+    assert lines.index('os.write(1, b"on purpose")  # nexo: allow-stdout') + 1 not in flagged
+
+
+def test_nexo_stdout_reads_any_encoding_and_reports_what_it_cannot_parse(tmp_path: Path) -> None:
+    declared = tmp_path / "declared.py"
+    declared.write_bytes(
+        b'# -*- coding: latin-1 -*-\nimport os\nx = "caf\xe9"\nos.write(1, b"x")\n'
+    )
+    undeclared = tmp_path / "undeclared.py"
+    undeclared.write_bytes(b'x = "caf\xe9"\n')
+    run = hook("nexo_stdout", declared, undeclared)
     assert run.returncode == 1
-    flagged = [
-        line.split(":")[1] for line in run.stdout.splitlines() if line.startswith(str(noisy))
-    ]
-    assert flagged == ["5", "7", "8", "9", "10", "11", "13"]
-    assert "print() writes to stdout" in run.stdout
-    assert "# nexo: allow-stdout" in run.stdout
+    assert f"{declared}:4:1: os.write() on stdout" in run.stdout
+    assert f"{undeclared}:1: cannot parse" in run.stdout
+    assert "Traceback" not in run.stderr
 
 
 def test_hook_manifest_and_generated_config_are_valid(project: Project) -> None:
@@ -150,19 +253,29 @@ def test_hook_manifest_and_generated_config_are_valid(project: Project) -> None:
         [pre_commit, "validate-config", str(config_path)], capture_output=True, text=True
     )
     assert config.returncode == 0, config.stdout + config.stderr
-    repos = yaml.safe_load(config_path.read_text())["repos"]
-    assert repos[0]["repo"] == project.answers["_src_path"]
-    assert [hook["id"] for hook in repos[0]["hooks"]] == ["nexo-manifest", "nexo-stdout"]
+    repos = {repo["repo"]: repo for repo in yaml.safe_load(config_path.read_text())["repos"]}
+    assert [h["id"] for h in repos[project.answers["_src_path"]]["hooks"]] == [
+        "nexo-manifest",
+        "nexo-stdout",
+    ]
+    assert repos["local"]["hooks"][0]["entry"] == f"bin/{project.plugin_id} --check"
+    merge = repos["https://github.com/pre-commit/pre-commit-hooks"]["hooks"][0]
+    assert merge == {"id": "check-merge-conflict", "args": ["--assume-in-merge"]}
+    ruff = repos["https://github.com/astral-sh/ruff-pre-commit"]["rev"]
+    dev = run_in(project.path, "ruff", "--version").stdout.split()[-1]
+    assert ruff == f"v{dev}", "the ruff hook and the locked ruff must be the same version"
+    assert "https://github.com/zizmorcore/zizmor-pre-commit" in repos
 
 
 def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
     template = template_copy(tmp_path / "template", "v1.0.0")
     project = tmp_path / "plugin"
     render(project, plugin_id="hooked")
-    # Only the nexo hooks: the ruff hooks' repository is not reachable from here.
+    # Only the nexo hooks and the local one: the other repositories are not reachable here.
     config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
-    config["repos"] = [{**config["repos"][0], "repo": str(template), "rev": "v1.0.0"}]
-    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    nexo = {**config["repos"][0], "repo": str(template), "rev": "v1.0.0"}
+    local = {"repo": "local", "hooks": [{**config["repos"][1]["hooks"][0], "entry": "true"}]}
+    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [nexo, local]}))
     git(project, "init", "-q", "-b", "main")
     commit_all(project, "generated")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
@@ -176,10 +289,11 @@ def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
     clean = run()
     assert clean.returncode == 0, clean.stdout + clean.stderr
     handlers = project / "src/hooked/handlers.py"
-    handlers.write_text(handlers.read_text() + '\nprint("debug")\n')
+    handlers.write_text(handlers.read_text() + '\nimport os\nos.write(1, b"debug")\n')
     manifest = project / "nexo-plugin.toml"
     manifest.write_text(manifest.read_text().replace('version = "0.1.0"', 'version = "0.1"'))
     noisy = run()
     assert noisy.returncode == 1
-    assert "src/hooked/handlers.py" in noisy.stdout and "print() writes to stdout" in noisy.stdout
+    assert "src/hooked/handlers.py" in noisy.stdout
+    assert "os.write() on stdout" in noisy.stdout
     assert "plugin.version '0.1' is not a semantic version" in noisy.stdout

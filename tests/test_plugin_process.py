@@ -1,205 +1,102 @@
-"""Each rendered plugin, run as a real subprocess and driven frame by frame by a scripted host."""
+"""Each rendered plugin, run from source as a real subprocess and driven frame by frame by the
+independent scripted host: the protocol contract every shape keeps."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
-import uuid
-from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import Project
-from render import find_python
+from environments import find_python
+from projects import Project
 from scripted_host import INIT, ScriptedHost
 
-
-def start(project: Project, tmp_path: Path, **kwargs) -> ScriptedHost:
-    """The plugin, spawned like the daemon does: by its entrypoint, from another directory."""
-    return ScriptedHost([str(project.launcher)], cwd=tmp_path, **kwargs)
-
-
+# The initialize reply the SDK itself would write, with the plugin's tool list.
 SDK_REPLY = """
-import sys
+import json, sys
 from nexo_plugin_sdk import read_manifest, wire
-manifest = read_manifest(open(sys.argv[1]).read())
-reply = wire.build_response(1, {"manifest": manifest, "server_version": sys.argv[2]})
-sys.stdout.write(wire.serialize_frame(reply))
+result = {"manifest": read_manifest(open(sys.argv[1]).read()), "server_version": sys.argv[2]}
+if json.loads(sys.argv[3]):
+    result["tools"] = json.loads(sys.argv[3])
+sys.stdout.write(wire.serialize_frame(wire.build_response(1, result)))
 """
 
 
-def echo_event(kind: str) -> dict:
-    topic = f"plugin.outbound.{kind}.room_1"
-    event = {
-        "id": str(uuid.uuid4()),
-        "timestamp": "2026-11-21T10:00:00.000Z",
-        "topic": topic,
-        "source": "agent_x",
-        "session_id": str(uuid.uuid4()),
-        "payload": {"text": "ping", "n": 1},
+def start(project: Project, cwd: Path, **env: str) -> ScriptedHost:
+    """The plugin, spawned like the daemon does: by its entrypoint, from another directory,
+    in an environment with the settings it needs."""
+    environment = {**os.environ, **project.start_env(cwd), **env}
+    return ScriptedHost([str(project.launcher)], cwd=cwd, env=environment)
+
+
+def shutdown(host: ScriptedHost, request_id: int = 99) -> None:
+    assert host.call({"jsonrpc": "2.0", "id": request_id, "method": "shutdown"})["result"] == {
+        "ok": True
     }
-    return {"jsonrpc": "2.0", "method": "broker.event", "params": {"topic": topic, "event": event}}
+    assert host.exit_code() == 0
 
 
-def test_initialize_returns_the_manifest_and_server_version(project: Project, tmp_path) -> None:
+def test_initialize_returns_the_manifest_server_version_and_tools(
+    project: Project, tmp_path: Path
+) -> None:
     with start(project, tmp_path) as host:
-        reply = host.call(INIT)
-        result = reply["result"]
-        assert result["manifest"] == project.manifest
-        assert result["manifest"]["plugin"]["id"] == project.plugin_id
-        assert result["server_version"] == f"{project.plugin_id}-0.1.0"
-        assert ("tools" in result) == project.answers["with_example_tool"]
+        result = host.call(INIT)["result"]
+        shutdown(host)
+    assert result["manifest"] == project.manifest
+    assert result["server_version"] == f"{project.plugin_id}-0.1.0"
+    assert [tool["name"] for tool in result.get("tools", [])] == project.tools
 
 
-def test_broker_event_is_echoed_as_a_daemon_valid_publish(project: Project, tmp_path) -> None:
-    kind = project.answers["channel_kind"]
-    sent = echo_event(kind)
-    with start(project, tmp_path) as host:
-        host.call(INIT)
-        host.send(sent)
-        publish = host.frame()
-    assert publish["method"] == "broker.publish" and "id" not in publish
-    params = publish["params"]
-    assert params["topic"] == f"plugin.inbound.{kind}.room_1"
-    event = params["event"]
-    # The fields, and only the fields, of the daemon's broker Event.
-    assert set(event) == {"id", "timestamp", "topic", "source", "session_id", "payload"}
-    assert uuid.UUID(event["id"]).version == 4
-    stamped = datetime.fromisoformat(event["timestamp"])
-    assert stamped.utcoffset() is not None and stamped.utcoffset().total_seconds() == 0
-    assert event["topic"] == params["topic"]
-    assert event["source"] == project.plugin_id
-    assert event["session_id"] == sent["params"]["event"]["session_id"]
-    assert event["payload"]["echoed_payload"] == {"text": "ping", "n": 1}
-
-
-def test_tool_invoke(project: Project, tmp_path) -> None:
-    call = {
-        "jsonrpc": "2.0",
-        "id": 2,
-        "method": "tool.invoke",
-        "params": {
-            "plugin_id": project.plugin_id,
-            "tool_name": f"{project.plugin_id}_echo",
-            "args": {"text": "hello"},
-            "agent_id": "agent_x",
-        },
-    }
+def test_initialize_reply_is_byte_for_byte_the_sdk_reply(project: Project, tmp_path: Path) -> None:
     with start(project, tmp_path) as host:
         tools = host.call(INIT)["result"].get("tools", [])
-        reply = host.call(call)
-        if not project.answers["with_example_tool"]:
-            assert tools == []
-            assert reply["error"]["code"] == -32601
-            return
-        assert [tool["name"] for tool in tools] == [f"{project.plugin_id}_echo"]
-        assert reply["result"] == {
-            "content": [{"type": "text", "text": "hello"}],
-            "is_error": False,
-        }
-        call["params"]["args"] = ["not", "an", "object"]
-        assert host.call({**call, "id": 3})["error"]["code"] == -33402
-
-
-def test_initialize_reply_is_byte_for_byte_the_sdk_reply(project: Project, tmp_path) -> None:
-    # Plugins without tools answer initialize before loading the SDK: with its exact bytes.
-    sdk_reply = subprocess.run(
+        reply = host.last_line
+        shutdown(host)
+    expected = subprocess.run(
         [
             str(project.path / ".venv/bin/python"),
             "-c",
             SDK_REPLY,
             str(project.path / "nexo-plugin.toml"),
             f"{project.plugin_id}-0.1.0",
+            json.dumps(tools),
         ],
         capture_output=True,
         check=True,
     ).stdout
-    plugin = subprocess.Popen(
-        [str(project.launcher)],
-        cwd=tmp_path,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    plugin.stdin.write(json.dumps(INIT).encode() + b"\n")
-    plugin.stdin.flush()
-    reply = plugin.stdout.readline()
-    plugin.stdin.close()
-    assert plugin.wait(timeout=10) == 0
-    if not project.answers["with_example_tool"]:
-        assert reply == sdk_reply
-    else:  # the SDK answers, adding its tool list
-        assert (
-            json.loads(reply)["result"]["manifest"] == json.loads(sdk_reply)["result"]["manifest"]
-        )
+    assert reply + b"\n" == expected
 
 
-@pytest.mark.parametrize(
-    "first",
-    [b"not json at all", b'{"jsonrpc": "2.0", "method": "no.such.notification"}', b"[1]", b""],
-    ids=["garbage", "notification", "array", "empty-line"],
-)
-def test_a_first_frame_other_than_initialize_goes_to_the_sdk(
-    project: Project, tmp_path, first: bytes
-) -> None:
-    with start(project, tmp_path) as host:
-        host.write(first + b"\n")
-        assert host.call(INIT)["result"]["manifest"]["plugin"]["id"] == project.plugin_id
-        assert host.call({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})["result"] == {
-            "ok": True
-        }
-        assert host.exit_code() == 0
-
-
-def test_shutdown_as_the_first_frame(project: Project, tmp_path) -> None:
-    with start(project, tmp_path) as host:
-        assert host.call({"jsonrpc": "2.0", "id": 5, "method": "shutdown"})["result"] == {
-            "ok": True
-        }
-        assert host.exit_code() == 0
-
-
-@pytest.mark.parametrize("how", ["close-stdin", "sigterm"])
-def test_stops_cleanly_before_initialize(project: Project, tmp_path, how: str) -> None:
-    with start(project, tmp_path) as host:
-        time.sleep(1.0)  # well past start-up, while it waits for the first frame
-        if how == "sigterm":
-            host.proc.send_signal(signal.SIGTERM)
-        else:
-            host.proc.stdin.close()
-        assert host.exit_code() == 0
-
-
-def test_unknown_method_gets_32601(project: Project, tmp_path) -> None:
+def test_unknown_method_gets_32601(project: Project, tmp_path: Path) -> None:
     with start(project, tmp_path) as host:
         host.call(INIT)
         reply = host.call({"jsonrpc": "2.0", "id": 7, "method": "no.such.method"})
         assert reply["error"]["code"] == -32601
+        shutdown(host)
 
 
-def test_bad_lines_are_survived(project: Project, tmp_path) -> None:
+def test_bad_lines_are_survived(project: Project, tmp_path: Path) -> None:
     with start(project, tmp_path) as host:
         host.call(INIT)
-        host.write(b"x" * (1 << 20) + b"y" * 100 + b"\n")  # over the 1 MiB frame cap
+        host.write(b"x" * (1 << 20) + b"y" * 100 + b"\n")  # over the 1 MiB frame limit
         host.write(b"{not json\n")
         host.write(b"[1, 2, 3]\n")
         host.write(b"\n")
         reply = host.call({**INIT, "id": 8})
         assert reply["result"]["manifest"]["plugin"]["id"] == project.plugin_id
-        assert host.call({"jsonrpc": "2.0", "id": 9, "method": "shutdown"})["result"] == {
-            "ok": True
-        }
-        assert host.exit_code() == 0
-    stderr = host.stderr.decode()
-    assert "exceeds max_frame_bytes" in stderr or "oversized" in stderr
-    assert "malformed jsonrpc line" in stderr
+        shutdown(host)
+    stderr = host.stderr_text()
+    assert "longer than 1048576 bytes skipped" in stderr
+    assert "malformed frame skipped" in stderr
     assert "must be an object" in stderr
 
 
-def test_shutdown_replies_ok_and_exits_0_within_1s(project: Project, tmp_path) -> None:
+def test_shutdown_replies_ok_and_exits_0_within_1s(project: Project, tmp_path: Path) -> None:
     with start(project, tmp_path) as host:
         host.call(INIT)
         reply = host.call({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
@@ -209,70 +106,35 @@ def test_shutdown_replies_ok_and_exits_0_within_1s(project: Project, tmp_path) -
         assert time.monotonic() - replied < 1.0
 
 
-def test_closing_stdin_exits_0(project: Project, tmp_path) -> None:
+@pytest.mark.parametrize("when", ["before-initialize", "after-initialize"])
+@pytest.mark.parametrize("how", ["close-stdin", "sigterm", "sigint"])
+def test_stops_cleanly(project: Project, tmp_path: Path, when: str, how: str) -> None:
     with start(project, tmp_path) as host:
-        host.call(INIT)
-        host.proc.stdin.close()
+        if when == "after-initialize":
+            host.call(INIT)
+        else:
+            time.sleep(1.0)  # well past start-up, while it waits for the first frame
+        if how == "close-stdin":
+            host.proc.stdin.close()
+        else:
+            host.proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
         assert host.exit_code() == 0
+    assert "Traceback" not in host.stderr_text()
 
 
-def test_sigterm_exits_0(project: Project, tmp_path) -> None:
-    with start(project, tmp_path) as host:
-        host.call(INIT)
-        host.proc.send_signal(signal.SIGTERM)
-        assert host.exit_code() == 0
-
-
-NOISY_HANDLERS = """
-import json
-import logging
-import os
-import subprocess
-import sys
-
-print("import-time print")
-logging.getLogger("noisy").addHandler(logging.StreamHandler(sys.stdout))
-
-
-async def on_event(plugin, topic, event):
-    print("a stray print")
-    print(json.dumps({"jsonrpc": "2.0", "method": "broker.publish", "params": {}}))
-    sys.stdout.write("no newline at the end")
-    sys.__stdout__.write("via sys.__stdout__\\n")
-    sys.__stdout__.flush()
-    os.write(1, b"straight to descriptor 1\\n")
-    subprocess.run(["echo", "from a child process"], check=True)
-    logging.getLogger("noisy").error("a log record")
-    await plugin.publish(plugin.inbound_topic(topic), {"ok": True})
-"""
-
-
-def test_nothing_but_frames_reaches_stdout(project: Project, tmp_path) -> None:
-    noisy = project.copy_without_venv(tmp_path / "noisy")
-    (noisy / ".venv").symlink_to(project.path / ".venv")
-    (noisy / project.package.relative_to(project.path) / "handlers.py").write_text(NOISY_HANDLERS)
-    with ScriptedHost([str(noisy / "bin" / project.plugin_id)], cwd=tmp_path) as host:
-        host.call(INIT)
-        host.send(echo_event(project.answers["channel_kind"]))
-        publish = host.frame()
-        assert publish["params"]["event"]["payload"] == {"ok": True}
-        host.proc.stdin.close()
-        assert host.exit_code() == 0  # and no other byte on stdout
+def test_a_missing_setting_refuses_the_start(project: Project, tmp_path: Path) -> None:
+    required = project.manifest["plugin"]["requires"].get("env", [])
+    if not required:
+        pytest.skip(f"the {project.shape} shape has no required setting")
+    with start(project, tmp_path, **{name: "" for name in required}) as host:
+        host.write(json.dumps(INIT).encode() + b"\n")
+        assert host.exit_code() == 1  # and no byte on stdout: no initialize reply
     stderr = host.stderr.decode()
-    for line in (
-        "import-time print",
-        "a stray print",
-        '"method": "broker.publish", "params": {}',
-        "no newline at the end",
-        "via sys.__stdout__",
-        "straight to descriptor 1",
-        "from a child process",
-        "a log record",
-    ):
-        assert line in stderr
+    assert all(f"{name} is empty" in stderr for name in required), stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
 
 
-def test_print_manifest_is_verbatim_with_stdin_left_open(project: Project, tmp_path) -> None:
+def test_print_manifest_is_verbatim_with_stdin_left_open(project: Project, tmp_path: Path) -> None:
     probe = subprocess.Popen(
         [str(project.launcher), "--print-manifest"],
         cwd=tmp_path,
@@ -286,41 +148,52 @@ def test_print_manifest_is_verbatim_with_stdin_left_open(project: Project, tmp_p
     assert stderr == b""
 
 
-def test_python_m_package_answers_the_probe_too(project: Project, tmp_path) -> None:
-    run = subprocess.run(
-        [str(project.path / ".venv/bin/python"), "-m", project.plugin_id, "--print-manifest"],
-        cwd=tmp_path,
-        stdin=subprocess.PIPE,
-        capture_output=True,
-        timeout=10,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout == (project.path / "nexo-plugin.toml").read_bytes()
+def bare_copy(project: Project, dst: Path) -> Path:
+    """The project's files as they are before any dependency is installed."""
+    ignored = shutil.ignore_patterns(".venv", "__pycache__", ".git", "*_cache")
+    shutil.copytree(project.path, dst, ignore=ignored)
+    return dst
 
 
-def test_print_manifest_needs_no_dependency(project: Project, tmp_path) -> None:
+def test_print_manifest_needs_no_dependency(project: Project, tmp_path: Path) -> None:
     # A python3 on PATH with nothing installed, and no .venv in the project.
     bare = tmp_path / "bare"
-    python = find_python(project.answers["python_min"])
-    subprocess.run([python, "-m", "venv", "--without-pip", str(bare)], check=True)
-    fresh = project.copy_without_venv(tmp_path / "fresh")
+    subprocess.run([project.python, "-m", "venv", "--without-pip", str(bare)], check=True)
+    fresh = bare_copy(project, tmp_path / "fresh")
     env = {**os.environ, "PATH": f"{bare / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     probe = subprocess.run(
         ["python3", "-c", "import nexo_plugin_sdk"], env=env, capture_output=True, cwd=tmp_path
     )
     assert probe.returncode != 0, "the bare interpreter should not have the SDK"
+    launcher = fresh / "bin" / project.plugin_id
     run = subprocess.run(
-        [str(fresh / "bin" / project.plugin_id), "--print-manifest"],
-        env=env,
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=10,
+        [str(launcher), "--print-manifest"], env=env, capture_output=True, cwd=tmp_path, timeout=10
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout == (fresh / "nexo-plugin.toml").read_bytes()
+    # Without the SDK, starting says what to do instead of a traceback.
+    started = subprocess.run(
+        [str(launcher)], env=env, stdin=subprocess.PIPE, capture_output=True, cwd=tmp_path
+    )
+    assert started.returncode == 1
+    assert b"install the dependencies (`uv sync`)" in started.stderr
+    assert b"Traceback" not in started.stderr
 
 
-def test_stdin_from_dev_null_fails_fast_with_a_hint(project: Project, tmp_path) -> None:
+def test_a_symlinked_launcher_works_from_anywhere(project: Project, tmp_path: Path) -> None:
+    link = tmp_path / "on-path" / project.plugin_id
+    link.parent.mkdir()
+    link.symlink_to(project.launcher)
+    run = subprocess.run([str(link), "--print-manifest"], capture_output=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == (project.path / "nexo-plugin.toml").read_bytes()
+    environment = {**os.environ, **project.start_env(tmp_path)}
+    with ScriptedHost([str(link)], cwd=tmp_path, env=environment) as host:
+        assert host.call(INIT)["result"]["manifest"]["plugin"]["id"] == project.plugin_id
+        shutdown(host)
+
+
+def test_stdin_from_dev_null_fails_fast_with_a_hint(project: Project, tmp_path: Path) -> None:
     run = subprocess.run(
         [str(project.launcher)],
         cwd=tmp_path,
@@ -334,13 +207,13 @@ def test_stdin_from_dev_null_fails_fast_with_a_hint(project: Project, tmp_path) 
     assert b"nexo plugin run ." in run.stderr
 
 
-def test_launcher_refuses_a_python_older_than_the_minimum(project: Project, tmp_path) -> None:
+def test_launcher_refuses_a_python_older_than_the_minimum(project: Project, tmp_path: Path) -> None:
     minimum = tuple(int(part) for part in project.answers["python_min"].split("."))
     older = find_python(f"{minimum[0]}.{minimum[1] - 1}")
     if older is None:
         pytest.skip(f"no Python older than {project.answers['python_min']} here")
-    fresh = project.copy_without_venv(tmp_path / "fresh")
-    env = {**os.environ, f"{project.plugin_id.upper()}_PYTHON": older}
+    fresh = bare_copy(project, tmp_path / "fresh")
+    env = {**os.environ, f"{project.env_prefix}_PYTHON": older}
     run = subprocess.run(
         [str(fresh / "bin" / project.plugin_id)],
         stdin=subprocess.PIPE,
@@ -352,3 +225,9 @@ def test_launcher_refuses_a_python_older_than_the_minimum(project: Project, tmp_
     assert run.returncode == 1
     assert f"needs Python >= {project.answers['python_min']}".encode() in run.stderr
     assert run.stdout == b""
+
+
+def test_check_finds_handlers_and_manifest_in_agreement(project: Project, tmp_path: Path) -> None:
+    run = subprocess.run([str(project.launcher), "--check"], capture_output=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert b"agree (tools: " in run.stderr

@@ -12,9 +12,11 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
-from render import BIN, TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
+from git_repos import template_copy
+from rendering import BIN, TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
 
 COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
+QUESTIONS_JINJA = (TEMPLATE_ROOT / "jinja" / "questions.jinja").read_text(encoding="utf-8")
 
 
 def validation_error(tmp_path: Path, **data: object) -> str | None:
@@ -22,9 +24,14 @@ def validation_error(tmp_path: Path, **data: object) -> str | None:
     dst = tmp_path / "dst"
     try:
         copier.run_copy(
-            str(TEMPLATE_ROOT), dst, data=data, defaults=True, vcs_ref="HEAD", pretend=True,
+            str(TEMPLATE_ROOT),
+            dst,
+            data=data,
+            defaults=True,
+            vcs_ref="HEAD",
+            pretend=True,
             quiet=True,
-        )  # fmt: skip
+        )
     except ValueError as error:
         assert not dst.exists(), "a refused answer must leave nothing behind"
         return str(error)
@@ -35,6 +42,7 @@ GOOD = [
     ("plugin_id", "a"),
     ("plugin_id", "my_plugin_2"),
     ("plugin_id", "x" * 32),
+    ("plugin_shape", "webhook"),
     ("plugin_name", 'Ünïcode "Name" \\ ok'),
     ("description", "Quotes \" ' and \\ back\\slashes, ünïcødé, <tags> and *stars*"),
     ("author_email", "jane.doe+nexo@example.co.uk"),
@@ -44,38 +52,55 @@ GOOD = [
     ("nexoai_version", "0.4.0"),
     ("nexoai_version", "1.0.0rc1"),
     ("channel_kind", "telegram_bot"),
+    ("release_owners", "@me @acme/release-team"),
+    ("python_min", "3.14"),
 ]
 
 BAD = [
     ("plugin_id", "my-plugin", "must match ^[a-z][a-z0-9_]{0,31}$"),
-    ("plugin_id", "MyPlugin", "must match"),
+    ("plugin_id", "MyPlugin", "for example myplugin"),
     ("plugin_id", "x" * 33, "1 to 32 characters"),
     ("plugin_id", "1plugin", "starting with a letter"),
     ("plugin_id", "", "must match"),
-    ("plugin_id", "json", "standard-library module"),
-    ("plugin_id", "class", "Python keyword"),
-    ("plugin_id", "nexo_plugin_sdk", "a module the plugin depends on"),
+    ("plugin_id", "abc\n", "must match"),
+    ("plugin_id", "json", "a standard-library module"),
+    ("plugin_id", "class", "a Python keyword"),
+    ("plugin_id", "nexo_plugin_sdk", "the SDK's module"),
     ("plugin_id", "asyncio", "pick another, such as asyncio_plugin"),
+    ("plugin_id", "pytest", "a package every plugin installs"),
+    ("plugin_id", "nexoai", "a package every plugin installs"),
+    ("plugin_id", "httpx", "a package every plugin installs"),
+    ("plugin_id", "typing_extensions", "a package every plugin installs"),
+    ("plugin_id", "pip_", "a package every plugin installs"),
     ("plugin_name", "  ", "plugin_name must not be empty"),
     ("plugin_name", "two\nlines", "single line"),
     ("description", "", "description must not be empty"),
     ("description", "line one\nline two", "single line"),
     ("description", "tab\there", "control characters"),
+    ("description", "a byte \udcff that is not UTF-8", "is not valid UTF-8 text"),
     ("author_name", "", "author_name must not be empty"),
     ("author_email", "not-an-email", "is not an e-mail address"),
     ("author_email", "a@b", "is not an e-mail address"),
+    ("author_email", "a@b.c\n", "is not an e-mail address"),
+    ("author_email", "back\\slash@example.com", "is not an e-mail address"),
     ("github_owner", "-bad", "is not a GitHub user or organisation name"),
     ("github_owner", "bad-", "not starting or ending with a hyphen"),
     ("github_owner", "a--b", "single hyphens"),
     ("github_owner", "has space", "is not a GitHub user"),
     ("github_owner", "x" * 40, "1 to 39"),
+    ("github_owner", "owner\n", "is not a GitHub user"),
     ("github_repo", "..", "is not a GitHub repository name"),
     ("github_repo", "repo.git", 'not ending in ".git"'),
     ("github_repo", "a/b", "is not a GitHub repository name"),
+    ("github_repo", "repo\n", "is not a GitHub repository name"),
     ("nexoai_version", ">=0.4", "must be one exact release"),
     ("nexoai_version", "latest", "must be one exact release"),
+    ("nexoai_version", "0.4.0\n", "must be one exact release"),
     ("channel_kind", "Bad-Kind", "must match ^[a-z][a-z0-9_]{0,31}$"),
     ("channel_kind", "k" * 33, "at most 32"),
+    ("channel_kind", "kind\n", "must match"),
+    ("release_owners", "me", "must be GitHub users or teams"),
+    ("release_owners", "@me\n", "must be GitHub users or teams"),
 ]
 
 
@@ -94,10 +119,14 @@ def test_validator_rejects_with_a_clear_message(
     assert message in error
 
 
-@pytest.mark.parametrize(("question", "value"), [("license", "GPL-3.0"), ("python_min", "3.9")])
+@pytest.mark.parametrize(
+    ("question", "value"),
+    [("license", "GPL-3.0"), ("python_min", "3.9"), ("plugin_shape", "bot")],
+)
 def test_choices_reject_unknown_values(tmp_path: Path, question: str, value: str) -> None:
     error = validation_error(tmp_path, **{question: value})
-    assert error is not None and "Invalid choice" in error
+    assert error is not None
+    assert "Invalid choice" in error
 
 
 @pytest.mark.parametrize(
@@ -107,6 +136,7 @@ def test_choices_reject_unknown_values(tmp_path: Path, question: str, value: str
         ("My Fancy.Plugin", "my_fancy_plugin"),
         ("42-answers", "answers"),
         ("json", "json_plugin"),
+        ("httpx", "httpx_plugin"),
         ("---", "my_plugin"),
         ("plugin-" + "x" * 40, "plugin_" + "x" * 25),
         ("trailing_-_", "trailing"),
@@ -123,11 +153,13 @@ def test_plugin_id_defaults_to_a_valid_id_from_the_folder_name(
 
 
 def test_reserved_names_cover_keywords_and_the_standard_library() -> None:
-    reserved = set(COPIER_YML["reserved_python_names"]["default"])
+    block = re.search(r'set reserved_modules = "(.*?)"', QUESTIONS_JINJA, re.S)
+    assert block
+    reserved = set(block.group(1).split())
     identifier = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
     expected = {name for name in sys.stdlib_module_names if identifier.match(name)}
     expected |= {word for word in keyword.kwlist if identifier.match(word)}
-    expected |= {"nexo_plugin_sdk", "tomli", "tests"}
+    expected |= {"nexo_plugin_sdk", "tests"}
     assert expected - reserved == set()
 
 
@@ -137,6 +169,7 @@ def test_description_survives_toml_python_and_markdown(tmp_path: Path) -> None:
     assert read_toml(project / "nexo-plugin.toml")["plugin"]["description"] == description
     assert read_toml(project / "pyproject.toml")["project"]["description"] == description
     docstring = ast.get_docstring(ast.parse((project / "src/quoting/__init__.py").read_text()))
+    assert docstring is not None
     assert " ".join(docstring.split()) == description
     readme = (project / "README.md").read_text(encoding="utf-8")
     escaped = re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", description)
@@ -150,38 +183,82 @@ def test_copier_yml_needs_no_trust() -> None:
 def test_copier_cli_renders_without_trust(tmp_path: Path) -> None:
     dst = tmp_path / "cli_plugin"
     run = copier_cli(
-        "copy", "--defaults", "--vcs-ref", "HEAD", "--data", "plugin_id=cli_plugin",
-        str(TEMPLATE_ROOT), str(dst),
-    )  # fmt: skip
+        "copy",
+        "--defaults",
+        "--vcs-ref",
+        "HEAD",
+        "--data",
+        "plugin_id=cli_plugin",
+        "--data",
+        "plugin_shape=poller",
+        str(TEMPLATE_ROOT),
+        str(dst),
+    )
     assert run.returncode == 0, run.stderr
     assert read_toml(dst / "nexo-plugin.toml")["plugin"]["id"] == "cli_plugin"
-    assert 'Your nexo plugin "cli_plugin" is ready' in run.stdout + run.stderr
+    assert 'Your nexo plugin "cli_plugin" (poller) is ready' in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("plugin_id=Bad-Id", "for example bad_id"),
+        ("description=a byte \udcff that is not UTF-8", "is not valid UTF-8 text"),
+    ],
+    ids=["bad-id", "not-utf8"],
+)
+def test_copier_cli_reports_a_bad_answer(tmp_path: Path, data: str, message: str) -> None:
+    dst = tmp_path / "bad"
+    # A byte that is not UTF-8 reaches copier as a lone surrogate, as from a shell argument.
+    run = subprocess.run(
+        [
+            str(BIN / "copier"),
+            "copy",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            "--data",
+            data.encode("utf-8", "surrogateescape"),
+            str(TEMPLATE_ROOT),
+            str(dst),
+        ],
+        capture_output=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    stderr = run.stderr.decode("utf-8", "replace")
+    assert "Validation error for question" in stderr
+    assert message in stderr
+    assert not dst.exists()
 
 
 def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> None:
     oldest = COPIER_YML["_min_copier_version"]
     dst = tmp_path / "oldest"
     copier = [str(BIN / "uv"), "tool", "run", "--from", f"copier=={oldest}", "copier"]
-    arguments = ["--defaults", "--vcs-ref", "HEAD", "--data", "plugin_id=oldest"]
+    data = ["--data", "plugin_id=oldest", "--data", "plugin_shape=webhook"]
     run = subprocess.run(
-        [*copier, "copy", *arguments, str(TEMPLATE_ROOT), str(dst)],
+        [*copier, "copy", "--defaults", "--vcs-ref", "HEAD", *data, str(TEMPLATE_ROOT), str(dst)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    current = render(tmp_path / "current" / "oldest", plugin_id="oldest")
-    for name in ("nexo-plugin.toml", "pyproject.toml", "bin/oldest", "src/oldest/main.py"):
+    current = render(tmp_path / "current" / "oldest", plugin_id="oldest", plugin_shape="webhook")
+    # Both record the template commit they rendered, which a dirty tree makes differ.
+    recorded = {".copier-answers.yml", ".pre-commit-config.yaml"}
+    names = {str(path.relative_to(current)) for path in current.rglob("*") if path.is_file()}
+    assert names == {str(path.relative_to(dst)) for path in dst.rglob("*") if path.is_file()}
+    for name in sorted(names - recorded):
         assert (dst / name).read_bytes() == (current / name).read_bytes(), name
 
 
-def test_copier_cli_reports_a_bad_answer(tmp_path: Path) -> None:
-    dst = tmp_path / "bad"
+def test_a_template_path_with_a_hash_stays_whole_in_the_pre_commit_config(tmp_path: Path) -> None:
+    template = template_copy(tmp_path / "my templates #1" / "nexo-python-template")
+    project = tmp_path / "hashed"
     run = copier_cli(
-        "copy", "--defaults", "--vcs-ref", "HEAD", "--data", "plugin_id=Bad-Id",
-        str(TEMPLATE_ROOT), str(dst),
-    )  # fmt: skip
-    assert run.returncode != 0
-    assert "Validation error for question 'plugin_id'" in run.stderr
-    assert "for example bad_id" in run.stderr
-    assert not dst.exists()
+        "copy", "--defaults", "--data", "plugin_id=hashed", str(template), str(project)
+    )
+    assert run.returncode == 0, run.stderr
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    assert config["repos"][0]["repo"] == str(template)

@@ -1,31 +1,20 @@
-"""Each rendered project's release tarball, read back at the byte level: what the generated
-project's own tests/test_pack.py checks through tarfile, checked here without it."""
+"""Each rendered project's release tarballs, read back at the byte level, their layout per
+Python, and their SBOMs against the CycloneDX schema: what the generated project's own
+tests/test_pack.py checks through tarfile, checked here without it."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import subprocess
+import json
+import tarfile
 from pathlib import Path
 
-import pytest
-from conftest import Project
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from projects import Project
 
 BLOCK = 512
-
-
-@pytest.fixture(scope="module")
-def tarball(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp(f"dist-{project.case}")
-    run = subprocess.run(
-        [str(project.path / ".venv/bin/python"), "scripts/pack_tarball.py", "--out", str(out)],
-        cwd=project.path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
-    return out / f"{project.plugin_id}-0.1.0-noarch.tar.gz"
 
 
 def ustar_members(tarball: Path) -> list[tuple[str, bytes, int]]:
@@ -46,31 +35,69 @@ def ustar_members(tarball: Path) -> list[tuple[str, bytes, int]]:
     return members
 
 
-def test_gzip_header_carries_no_name_and_no_time(tarball: Path) -> None:
-    header = tarball.read_bytes()[:10]
-    assert header[:3] == b"\x1f\x8b\x08"
-    assert header[3] & 0x08 == 0, "FNAME set: the file name would leak into the bytes"
-    assert header[4:8] == b"\0\0\0\0", "gzip MTIME is not 0"
+def test_a_pure_plugin_has_one_noarch_tarball(project: Project, tarballs: list[Path]) -> None:
+    assert [tarball.name for tarball in tarballs] == [f"{project.plugin_id}-0.1.0-noarch.tar.gz"]
 
 
-def test_sidecar_is_bare_lowercase_hex(tarball: Path) -> None:
-    sidecar = Path(f"{tarball}.sha256").read_bytes()
-    assert sidecar == hashlib.sha256(tarball.read_bytes()).hexdigest().encode() + b"\n"
+def test_gzip_header_carries_no_name_and_no_time(tarballs: list[Path]) -> None:
+    for tarball in tarballs:
+        header = tarball.read_bytes()[:10]
+        assert header[:3] == b"\x1f\x8b\x08"
+        assert header[3] & 0x08 == 0, "FNAME set: the file name would leak into the bytes"
+        assert header[4:8] == b"\0\0\0\0", "gzip MTIME is not 0"
 
 
-def test_archive_layout(tarball: Path, project: Project) -> None:
+def test_sidecar_is_bare_lowercase_hex(tarballs: list[Path]) -> None:
+    for tarball in tarballs:
+        sidecar = Path(f"{tarball}.sha256").read_bytes()
+        assert sidecar == hashlib.sha256(tarball.read_bytes()).hexdigest().encode() + b"\n"
+
+
+def test_archive_layout(project: Project, tarballs: list[Path]) -> None:
+    (tarball,) = tarballs
     members = ustar_members(tarball)
     paths = [path.rstrip("/") for path, _, _ in members]
     assert paths == sorted(paths)
     assert {kind for _, kind, _ in members} <= {b"0", b"5"}, "only files and directories"
-    roots = {path.split("/")[0] for path in paths}
-    assert roots == {"nexo-plugin.toml", "bin", "lib", "LICENSE"}
+    assert {path.split("/")[0] for path in paths} == {"nexo-plugin.toml", "bin", "lib", "LICENSE"}
     modes = {path.rstrip("/"): mode for path, _, mode in members}
     assert modes[f"bin/{project.plugin_id}"] == 0o755
     assert modes["lib"] == 0o755
-    vendored = {path.split("/")[1] for path in paths if path.startswith("lib/")}
-    expected = {project.plugin_id, "nexo_plugin_sdk", "nexoai-0.4.0.dist-info"}
-    if project.answers["python_min"] == "3.10":
-        expected |= {"tomli", "tomli-2.5.0.dist-info"}
-    assert vendored == expected
     assert not [path for path in paths if "__pycache__" in path or path.endswith(".pyc")]
+    shared = {
+        path.split("/")[1] for path in paths if path.startswith("lib/") and path.count("/") > 1
+    }
+    assert {project.plugin_id, "nexo_plugin_sdk", "nexoai-0.4.0.dist-info"} <= shared
+    # What only some Pythons need sits in lib/python3.X/: tomli and its kin below 3.11.
+    minimum = int(project.answers["python_min"].split(".")[1])
+    versions = {path.split("/")[1] for path in paths if path.startswith("lib/python3.")}
+    alone = {path.split("/")[2] for path in paths if path.startswith("lib/python3.10/")}
+    if minimum == 10:
+        assert "python3.10" in versions
+        assert "tomli" in alone
+    else:
+        assert not any(name.startswith("tomli") for name in shared | alone)
+    assert all(int(version.split(".")[1]) >= minimum for version in versions)
+
+
+def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(tarballs: list[Path]) -> None:
+    for tarball in tarballs:
+        text = Path(f"{tarball}.cdx.json").read_text()
+        errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+        assert errors is None, errors
+        document = json.loads(text)
+        with tarfile.open(tarball) as archive:
+            infos = {
+                name.split("/")[-2]
+                for name in archive.getnames()
+                if name.endswith(".dist-info/METADATA")
+            }
+        vendored = {
+            info.removesuffix(".dist-info").rsplit("-", 1)[0].lower().replace("_", "-")
+            for info in infos
+        }
+        assert {component["name"] for component in document["components"]} == vendored
+        for component in document["components"]:
+            assert component["purl"] == f"pkg:pypi/{component['name']}@{component['version']}"
+            assert all(len(item["content"]) == 64 for item in component["hashes"])
+            assert component["hashes"]

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from render import render, tomllib
+from rendering import render, tomllib
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACT = "rfc8785-0.1.2-py3-none-any.whl"
@@ -42,11 +42,23 @@ def signed_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def release(tmp_path: Path) -> Path:
-    """A writable copy of the signed artifact and its bundle."""
+def release(tmp_path: Path, signed_project: Path) -> Path:
+    """The signed artifact with every asset the release workflow uploads beside it."""
     for name in (ARTIFACT, f"{ARTIFACT}.sigstore.json"):
         shutil.copy(FIXTURES / name, tmp_path / name)
-    return tmp_path / ARTIFACT
+    artifact = tmp_path / ARTIFACT
+    Path(f"{artifact}.sha256").write_text(hashlib.sha256(artifact.read_bytes()).hexdigest() + "\n")
+    split = subprocess.run(
+        [
+            sys.executable,
+            str(signed_project / "scripts/split_bundle.py"),
+            f"{artifact}.sigstore.json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert split.returncode == 0, split.stderr
+    return artifact
 
 
 def verify(project: Path, artifact: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -59,34 +71,128 @@ def verify(project: Path, artifact: Path, *args: str) -> subprocess.CompletedPro
     )
 
 
+def refusal(run: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused verification prints, without a traceback."""
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("FAIL")]
+    assert len(lines) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    return lines[0]
+
+
 def test_accepts_the_real_signature_by_default(signed_project: Path, release: Path) -> None:
     run = verify(signed_project, release)
     assert run.returncode == 0, run.stderr
-    assert f"signature over {ARTIFACT} by {SIGNER}" in run.stdout
+    assert run.stdout.count("\nok   ") + run.stdout.startswith("ok   ") == 3, run.stdout
+    assert f"{ARTIFACT}.sig by {ARTIFACT}.cert" in run.stdout
 
 
-def test_checks_a_matching_sha256_sidecar(signed_project: Path, release: Path) -> None:
+def test_accepts_a_sha256sum_form_sidecar(signed_project: Path, release: Path) -> None:
     digest = hashlib.sha256(release.read_bytes()).hexdigest()
-    Path(f"{release}.sha256").write_text(f"{digest}  {release.name}\n")  # sha256sum's form
-    run = verify(signed_project, release)
-    assert run.returncode == 0, run.stderr
-    assert "sha256" in run.stdout and "matches" in run.stdout
+    Path(f"{release}.sha256").write_text(f"{digest}  {release.name}\n")
+    assert verify(signed_project, release).returncode == 0
 
 
-def test_rejects_one_changed_byte(signed_project: Path, release: Path) -> None:
+def forge_certificate(release: Path) -> None:
+    """A self-signed certificate with the genuine signer's identity and issuer, and a .sig
+    made with its key: it verifies, as far as .sig and .cert alone go."""
+    genuine = x509.load_pem_x509_certificate(Path(f"{release}.cert").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "sigstore-intermediate")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(genuine.not_valid_before_utc)
+        .not_valid_after(genuine.not_valid_after_utc)
+    )
+    for extension in genuine.extensions:
+        if extension.oid.dotted_string.startswith("1.3.6.1.4.1.57264") or isinstance(
+            extension.value, x509.SubjectAlternativeName
+        ):
+            builder = builder.add_extension(extension.value, extension.critical)
+    forged = builder.sign(key, hashes.SHA256())
+    Path(f"{release}.cert").write_bytes(forged.public_bytes(serialization.Encoding.PEM))
+    signature = key.sign(release.read_bytes(), ec.ECDSA(hashes.SHA256()))
+    Path(f"{release}.sig").write_text(base64.b64encode(signature).decode())
+
+
+def change_a_byte(release: Path) -> None:
     data = bytearray(release.read_bytes())
     data[len(data) // 2] ^= 0x01
     release.write_bytes(bytes(data))
-    run = verify(signed_project, release)
-    assert run.returncode != 0
-    assert "FAIL signature" in run.stderr
+    Path(f"{release}.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
 
 
-def test_rejects_a_wrong_sha256_sidecar(signed_project: Path, release: Path) -> None:
-    Path(f"{release}.sha256").write_text("0" * 64 + "\n")
-    run = verify(signed_project, release)
-    assert run.returncode != 0
-    assert "FAIL sha256" in run.stderr
+def sidecar_directory(release: Path) -> None:
+    Path(f"{release}.sha256").unlink()
+    Path(f"{release}.sha256").mkdir()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (
+            change_a_byte,
+            "FAIL signature: rfc8785-0.1.2-py3-none-any.whl.sig is no signature of these bytes",
+        ),
+        (
+            lambda r: Path(f"{r}.sha256").write_text("0" * 64 + "\n"),
+            "FAIL sha256: rfc8785-0.1.2-py3-none-any.whl.sha256 says 000",
+        ),
+        (
+            lambda r: Path(f"{r}.sha256").write_text("sha256:" + "0" * 64),
+            "is neither a bare digest nor",
+        ),
+        (
+            sidecar_directory,
+            "FAIL sha256: cannot read rfc8785-0.1.2-py3-none-any.whl.sha256 (Is a directory)",
+        ),
+        (
+            lambda r: Path(f"{r}.sig").write_text("garbage!"),
+            "FAIL signature: rfc8785-0.1.2-py3-none-any.whl.sig is not base64",
+        ),
+        (
+            lambda r: Path(f"{r}.sig").write_text(base64.b64encode(b"x" * 70).decode()),
+            "is no signature of these bytes",
+        ),
+        (
+            lambda r: Path(f"{r}.cert").write_text(
+                "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"
+            ),
+            "FAIL certificate: rfc8785-0.1.2-py3-none-any.whl.cert is not a PEM certificate",
+        ),
+        (
+            forge_certificate,
+            "FAIL certificate: rfc8785-0.1.2-py3-none-any.whl.cert is not the certificate of",
+        ),
+        (
+            lambda r: Path(f"{r}.sigstore.json").unlink(),
+            "FAIL bundle: cannot read rfc8785-0.1.2-py3-none-any.whl.sigstore.json",
+        ),
+        (
+            lambda r: Path(f"{r}.sigstore.json").write_text("{}"),
+            "FAIL bundle: rfc8785-0.1.2-py3-none-any.whl.sigstore.json is not a Sigstore bundle",
+        ),
+    ],
+    ids=[
+        "changed-byte",
+        "wrong-sidecar",
+        "sidecar-form",
+        "sidecar-directory",
+        "sig-not-base64",
+        "sig-garbage",
+        "cert-broken",
+        "cert-forged",
+        "bundle-missing",
+        "bundle-broken",
+    ],
+)
+def test_refuses_in_one_line(signed_project: Path, release: Path, spoil, message: str) -> None:
+    spoil(release)
+    assert message in refusal(verify(signed_project, release))
 
 
 @pytest.mark.parametrize(
@@ -99,20 +205,17 @@ def test_rejects_a_wrong_sha256_sidecar(signed_project: Path, release: Path) -> 
 )
 def test_rejects_another_identity(signed_project: Path, release: Path, regexp: str) -> None:
     run = verify(signed_project, release, "--identity-regexp", regexp)
-    assert run.returncode != 0
-    assert "does not match --identity-regexp" in run.stderr
+    assert "does not match --identity-regexp" in refusal(run)
 
 
 def test_a_plugin_of_another_owner_rejects_it_by_default(tmp_path: Path, release: Path) -> None:
     other = render(tmp_path / "other", plugin_id="other", github_owner="someone-else")
-    run = verify(other, release)
-    assert run.returncode != 0
-    assert SIGNER in run.stderr
+    assert SIGNER in refusal(verify(other, release))
 
 
 def test_rejects_a_wrong_issuer(signed_project: Path, release: Path) -> None:
     run = verify(signed_project, release, "--issuer", "https://accounts.google.com")
-    assert run.returncode != 0
+    assert "FAIL issuer" in refusal(run)
 
 
 def test_script_declares_its_dependencies_inline(signed_project: Path) -> None:
@@ -191,6 +294,7 @@ def test_readme_trusted_keys_entry(acme_readme: str, identity: str, trusted: boo
     assert author["owner"] == "acme"
     assert author["oidc_issuer"] == "https://token.actions.githubusercontent.com"
     assert author["mode"] == "require"
-    assert author["identity_regexp"].startswith("^") and author["identity_regexp"].endswith("$")
+    assert author["identity_regexp"].startswith("^")
+    assert author["identity_regexp"].endswith("$")
     # cosign searches with Go's RE2, which reads this pattern as Python's re does.
     assert bool(re.search(author["identity_regexp"], identity)) is trusted

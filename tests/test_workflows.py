@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
-from conftest import Project
+from projects import Project
+from rendering import TEMPLATE_ROOT
 from workflow_lint import actionlint, assert_clean, zizmor
 
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"uses: \S+ # v\d+\.\d+\.\d+$")
+PINNED_ACTIONS = (TEMPLATE_ROOT / "pins" / "action.yml").read_text()
 
 
-def workflow(project: Project, name: str) -> dict:
-    return yaml.safe_load((project.path / ".github/workflows" / name).read_text(encoding="utf-8"))
+def workflow(project: Project, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(
+        (project.path / ".github/workflows" / name).read_text()
+    )
+    return document
 
 
-def trigger(document: dict) -> dict:
+def trigger(document: dict[str, Any]) -> Any:
     return document.get("on", document.get(True))  # YAML 1.1 reads a bare `on` as True
 
 
-def steps(job: dict) -> list[dict]:
-    return job.get("steps", [])
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def run_lines(job: dict[str, Any]) -> list[str]:
+    return [step["run"] for step in steps(job) if "run" in step]
 
 
 # -- offline linters --------------------------------------------------------------------
@@ -52,8 +62,7 @@ def test_the_linters_do_report_problems(tmp_path: Path) -> None:
     findings = zizmor(tmp_path / ".github").stdout
     for audit in ("unpinned-uses", "template-injection", "artipacked", "excessive-permissions"):
         assert audit in findings
-    linted = actionlint(bad).stdout
-    assert "SC2086" in linted  # shellcheck ran
+    assert "SC2086" in actionlint(bad).stdout  # shellcheck ran
 
 
 # -- release.yml -----------------------------------------------------------------------
@@ -77,32 +86,45 @@ def test_release_jobs_and_their_least_permissions(project: Project) -> None:
     }
     assert all(job.get("name") for job in jobs.values())
     assert jobs["pack"]["needs"] == "test"
-    assert jobs["sign"]["needs"] == "pack" and jobs["attest"]["needs"] == "pack"
+    assert jobs["sign"]["needs"] == "pack"
+    assert jobs["attest"]["needs"] == "pack"
     # Signing is unconditional, and nothing can skip the release job past it.
     assert jobs["release"]["needs"] == ["pack", "sign", "attest"]
     assert not any("if" in job for job in jobs.values())
 
 
-def run_lines(job: dict) -> list[str]:
-    return [step["run"] for step in steps(job) if "run" in step]
-
-
-def test_release_steps_call_the_project_scripts(project: Project) -> None:
+def test_every_tarball_is_signed_and_attested(project: Project) -> None:
     jobs = workflow(project, "release.yml")["jobs"]
-    assert 'python scripts/pack_tarball.py --check-tag "$GITHUB_REF_NAME"' in run_lines(
-        jobs["test"]
-    )
-    assert "python -m pytest" in run_lines(jobs["test"])
-    assert "--check-reproducible" in "\n".join(run_lines(jobs["pack"]))
+    tarballs = "${{ fromJSON(needs.pack.outputs.tarballs) }}"
+    for name in ("sign", "attest"):
+        assert jobs[name]["strategy"]["matrix"] == {"tarball": tarballs}
+    assert jobs["pack"]["outputs"] == {"tarballs": "${{ steps.pack.outputs.tarballs }}"}
+    pack_step = next(step for step in steps(jobs["pack"]) if step.get("id") == "pack")
+    assert "--check-reproducible" in pack_step["run"]
     sign = run_lines(jobs["sign"])
-    assert 'cosign sign-blob --yes --bundle "dist/$TARBALL.sigstore.json" "dist/$TARBALL"' in sign
-    assert 'python3 scripts/split_bundle.py "dist/$TARBALL.sigstore.json"' in sign
+    assert 'cosign sign-blob --yes --bundle "$TARBALL.sigstore.json" "$TARBALL"' in sign
+    assert 'python3 scripts/split_bundle.py "$TARBALL.sigstore.json"' in sign
     installer = next(s for s in steps(jobs["sign"]) if "cosign-installer" in s.get("uses", ""))
     assert installer["with"]["cosign-release"].startswith("v3.")
-    attest = next(
-        s for s in steps(jobs["attest"]) if s.get("uses", "").startswith("actions/attest@")
-    )
-    assert attest["with"]["subject-path"] == "dist/*.tar.gz"
+    attests = [
+        s["with"] for s in steps(jobs["attest"]) if s.get("uses", "").startswith("actions/attest@")
+    ]
+    assert attests == [
+        {"subject-path": "dist/${{ matrix.tarball }}"},
+        {
+            "subject-path": "dist/${{ matrix.tarball }}",
+            "sbom-path": "dist/${{ matrix.tarball }}.cdx.json",
+        },
+    ]
+
+
+def test_release_checks_the_tag_and_tests_first(project: Project) -> None:
+    test = workflow(project, "release.yml")["jobs"]["test"]
+    lines = run_lines(test)
+    assert lines[0] == "uv sync --locked"
+    assert 'uv run python scripts/pack_tarball.py --check-tag "$GITHUB_REF_NAME"' in lines
+    assert "uv run pytest" in lines
+    assert test["env"] == {"UV_PYTHON": project.answers["python_min"]}
 
 
 def test_release_is_published_draft_first_with_every_asset(project: Project) -> None:
@@ -112,18 +134,10 @@ def test_release_is_published_draft_first_with_every_asset(project: Project) -> 
         ["gh", "release", "upload"],
         ["gh", "release", "edit"],
     ]
-    assert "--draft" in commands[0].split() and "--verify-tag" in commands[0].split()
+    assert "--draft" in commands[0].split()
+    assert "--verify-tag" in commands[0].split()
+    assert commands[1] == 'gh release upload "$GITHUB_REF_NAME" dist/*'
     assert "--clobber" not in " ".join(commands)
-    uploaded = [word.strip('"') for word in commands[1].split()[4:]]
-    assert uploaded == [
-        "dist/$TARBALL",
-        "dist/$TARBALL.sha256",
-        "dist/$TARBALL.sig",
-        "dist/$TARBALL.cert",
-        "dist/$TARBALL.pem",
-        "dist/$TARBALL.sigstore.json",
-        "dist/nexo-plugin.toml",
-    ]
     assert commands[2].split()[-1] == "--draft=false"
 
 
@@ -134,39 +148,55 @@ def test_release_is_published_draft_first_with_every_asset(project: Project) -> 
 def test_hardening(project: Project, name: str) -> None:
     text = (project.path / ".github/workflows" / name).read_text(encoding="utf-8")
     document = yaml.safe_load(text)
-    assert document["permissions"] == {} and document.get("name")
+    assert document["permissions"] == {}
+    assert document.get("name")
     for job in document["jobs"].values():
-        assert "permissions" in job and job.get("name")
+        assert "permissions" in job
+        assert job.get("name")
         for step in steps(job):
             assert "${{" not in step.get("run", ""), "expressions belong in env:, not in run:"
             uses = step.get("uses")
             if uses:
                 assert SHA_PIN.match(uses), uses
+                assert f"- uses: {uses} # " in PINNED_ACTIONS, f"{uses} is not from pins/action.yml"
             if uses and uses.startswith("actions/checkout@"):
                 assert step["with"]["persist-credentials"] is False
-            assert "cache" not in step.get("with", {})
+            if uses and uses.startswith("astral-sh/setup-uv@"):
+                assert step["with"]["enable-cache"] is False, "no caches: cache poisoning"
     uses_lines = [line.strip().removeprefix("- ") for line in text.splitlines() if "uses:" in line]
-    assert uses_lines and all(VERSION_COMMENT.search(line) for line in uses_lines), uses_lines
+    assert uses_lines
+    assert all(VERSION_COMMENT.search(line) for line in uses_lines), uses_lines
 
 
 # -- ci.yml and dependabot.yml ---------------------------------------------------------
 
 
-def test_ci_lints_tests_on_oldest_and_newest_python_and_packs(project: Project) -> None:
+def test_ci_lints_types_tests_every_python_on_linux_and_macos_and_packs(project: Project) -> None:
     ci = workflow(project, "ci.yml")
     assert set(trigger(ci)) == {"push", "pull_request"}
     jobs = ci["jobs"]
-    assert {"ruff check --output-format=github .", "ruff format --check --diff ."} <= set(
-        run_lines(jobs["lint"])
-    )
-    versions = jobs["test"]["strategy"]["matrix"]["python"]
-    assert versions == sorted({project.answers["python_min"], "3.13"})
-    assert "python -m pytest" in run_lines(jobs["test"])
-    assert "python scripts/pack_tarball.py --check-reproducible" in run_lines(jobs["pack"])
+    assert {
+        "uv run ruff check --output-format=github .",
+        "uv run ruff format --check --diff .",
+        "uv run mypy",
+    } <= set(run_lines(jobs["lint"]))
+    matrix = jobs["test"]["strategy"]["matrix"]
+    assert matrix["os"] == ["ubuntu-latest", "macos-latest"]
+    minimum = int(project.answers["python_min"].split(".")[1])
+    assert matrix["python"] == [f"3.{minor}" for minor in range(minimum, 15)]
+    assert run_lines(jobs["test"]) == [
+        "uv sync --locked",
+        "uv run coverage run -m pytest",
+        "uv run coverage report",
+    ]
+    assert "uv run python scripts/pack_tarball.py --check-reproducible" in run_lines(jobs["pack"])
 
 
-def test_dependabot_watches_actions_and_pip_with_a_cooldown(project: Project) -> None:
+def test_dependabot_watches_actions_locked_packages_and_hooks(project: Project) -> None:
     config = yaml.safe_load((project.path / ".github/dependabot.yml").read_text())
     updates = {entry["package-ecosystem"]: entry for entry in config["updates"]}
-    assert set(updates) == {"github-actions", "pip"}
+    assert set(updates) == {"github-actions", "uv", "pre-commit"}
     assert all(entry["cooldown"]["default-days"] >= 7 for entry in updates.values())
+    # ruff is a locked package and a pre-commit hook: one group moves both together.
+    assert updates["uv"]["multi-ecosystem-group"] == updates["pre-commit"]["multi-ecosystem-group"]
+    assert updates["github-actions"]["groups"]

@@ -30,10 +30,12 @@ def check_schema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
 def assert_clean(github_dir: Path) -> None:
     """zizmor (pedantic), actionlint with shellcheck and the JSON schemas all pass."""
     found = zizmor(github_dir)
-    assert found.returncode == 0 and "No findings" in found.stdout, found.stdout + found.stderr
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "No findings" in found.stdout, found.stdout
     workflows = sorted((github_dir / "workflows").glob("*.yml"))
     linted = actionlint(*workflows)
-    assert linted.returncode == 0 and linted.stdout == "", linted.stdout + linted.stderr
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert linted.stdout == "", linted.stdout
     for schema, files in (
         ("vendor.github-workflows", workflows),
         ("vendor.dependabot", [github_dir / "dependabot.yml"]),

@@ -88,10 +88,12 @@ def _convert(kind: type, text: str) -> Any:
             return word in TRUE_WORDS
         raise ValueError("is not a boolean (true/false, yes/no, on/off, 1/0)")
     try:
-        return kind(text.strip())
+        value = kind(text.strip())
     except ValueError:
-        article = "an integer" if kind is int else "a number"
-        raise ValueError(f"is not {article}") from None
+        value = None
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"is not {'an integer' if kind is int else 'a finite number'}")
+    return value
 
 
 SUPPORTED = (str, int, float, bool, Path, Secret)

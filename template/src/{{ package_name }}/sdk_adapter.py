@@ -175,16 +175,18 @@ class _Input(asyncio.Protocol):
             end = buffer.find(b"\n", start)
             if end < 0:
                 break
-            if self._skipping:
+            if self._skipping:  # the end of a line already reported as too long
                 self._skipping = False
+            elif end - start > MAX_FRAME_BYTES:
+                log.warning("frame longer than %d bytes skipped", MAX_FRAME_BYTES)
             elif end > start:
                 session.handle_line(bytes(buffer[start:end]))
             start = end + 1
         del buffer[:start]
-        if len(buffer) > MAX_FRAME_BYTES and not self._skipping:
-            log.warning("frame longer than %d bytes skipped", MAX_FRAME_BYTES)
-            self._skipping = True
-        if self._skipping:
+        if len(buffer) > MAX_FRAME_BYTES:  # no end in sight: stop keeping it
+            if not self._skipping:
+                log.warning("frame longer than %d bytes skipped", MAX_FRAME_BYTES)
+                self._skipping = True
             buffer.clear()
 
     def eof_received(self) -> bool:
