@@ -1,40 +1,47 @@
-"""Measure a generated plugin against the floors, side by side in one run.
+"""Measure generated plugins against their floors, side by side in one run.
 
     python3 dev.py bench [--pairs N]
 
-Renders a plugin with default answers, packs it, extracts it read-only the way the nexo
-installer does, and times it against references. Each figure is taken in turn with its
-reference (A, B, A, B, ...); the table shows each side's median and the median of the
-per-pair ratios, so machine noise cancels. Both sides use the same real interpreter (never
-a version-manager shim). Nothing here asserts: the targets are printed next to the ratios.
+Renders an echo plugin and a poller (which vendors httpx), packs them, installs them
+read-only the way the nexo installer does, and times them against references: the bare SDK
+plugin, the interpreter's own start, the same code installed with pip in a venv. Each
+figure is taken in turn with its reference (A, B, A, B, ...): the table shows each side's
+median and the median of the per-pair ratios, so machine noise cancels. Both sides use the
+same real interpreter. Nothing here asserts: the targets are printed next to the ratios,
+and every event a plugin publishes is checked to be strict JSON the daemon accepts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import queue
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from render import TEMPLATE_ROOT, copier_cli
+from environments import first_steps, uv  # noqa: E402
+from releases import install, pack  # noqa: E402
+from rendering import render  # noqa: E402
 
-PLUGIN_ID = "bench_plugin"
 INITIALIZE = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"nexo_version":"0.1.5"}}\n'
 EVENTS = 10_000
+DAEMON_QUEUE = 64  # frames the daemon queues for a plugin before it drops events
 # The plainest plugin the SDK allows: its adapter and the generated plugin's echo payload,
-# published with Event.new (no id, no timestamp, no logging), nothing else.
+# published with Event.new (no id or timestamp: the daemon would drop it), nothing else.
 BARE_PLUGIN = """\
 import asyncio
 import sys
@@ -48,35 +55,19 @@ MANIFEST = open(sys.argv[2]).read()
 async def on_event(topic, event, broker):
     inbound = "plugin.inbound." + topic[len("plugin.outbound."):]
     payload = {"echoed_from": topic, "echoed_payload": event.payload}
-    await broker.publish(inbound, Event.new(inbound, "bench_plugin", payload))
+    await broker.publish(inbound, Event.new(inbound, "bench_echo", payload))
 
 
 asyncio.run(PluginAdapter(manifest_toml=MANIFEST, on_event=on_event).run())
 """
 
 
-def event_line(index: int) -> bytes:
-    topic = f"plugin.outbound.{PLUGIN_ID}"
-    event = {
-        "id": "6f1c1a52-7f0e-4d59-9d0c-2c5f3bb3b2a1",
-        "timestamp": "2026-11-21T10:00:00Z",
-        "topic": topic,
-        "source": "bench",
-        "session_id": None,
-        "payload": {"n": index},
-    }
+def event_line(index: int, kind: str = "bench_echo") -> bytes:
+    topic = f"plugin.outbound.{kind}"
+    event = {"id": str(uuid.UUID(int=index + 1)), "timestamp": "2026-11-21T10:00:00Z",
+             "topic": topic, "source": "bench", "session_id": None, "payload": {"n": index}}  # fmt: skip
     frame = {"jsonrpc": "2.0", "method": "broker.event", "params": {"topic": topic, "event": event}}
     return json.dumps(frame).encode() + b"\n"
-
-
-def extract(tarball: Path, folder: Path, read_only: bool) -> Path:
-    folder.mkdir(parents=True)
-    with tarfile.open(tarball) as archive:
-        archive.extractall(folder, filter="tar" if hasattr(tarfile, "tar_filter") else None)
-    if read_only:
-        for path in [folder, *folder.rglob("*")]:
-            path.chmod(path.stat().st_mode & 0o555)
-    return folder
 
 
 def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -86,197 +77,260 @@ def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def finish(process: subprocess.Popen[bytes]) -> None:
+    assert process.stdin is not None and process.stdout is not None
     process.stdin.close()
     process.wait(timeout=30)
     process.stdout.close()
 
 
+def started(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A process that has answered initialize and echoed one event: fully loaded."""
+    process = spawn(command, env)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(INITIALIZE + event_line(-1))
+    process.stdin.flush()
+    process.stdout.readline()
+    process.stdout.readline()
+    return process
+
+
 def time_exit(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+    begin = time.perf_counter()
     subprocess.run(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - started
+    return time.perf_counter() - begin
 
 
 def time_initialize(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+    begin = time.perf_counter()
     process = spawn(command, env)
+    assert process.stdin is not None and process.stdout is not None
     process.stdin.write(INITIALIZE)
     process.stdin.flush()
     reply = process.stdout.readline()
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - begin
     assert b'"result"' in reply, reply
     finish(process)
     return elapsed
 
 
-def echo_throughput(command: list[str], env: dict[str, str]) -> float:
+def daemon_accepts(line: bytes) -> bool:
+    """What the daemon checks of a publish: strict JSON, a UUID id, an RFC 3339 UTC time."""
+
+    def reject(token: str) -> float:
+        raise ValueError(token)
+
+    frame = json.loads(line, parse_constant=reject)
+    event = frame["params"]["event"]
+    uuid.UUID(event["id"])
+    return datetime.fromisoformat(event["timestamp"]).utcoffset() is not None
+
+
+def throughput(command: list[str], env: dict[str, str], check: bool) -> float:
     """Events per second: EVENTS notifications written as fast as the pipe takes them."""
-    lines = [event_line(index) for index in range(EVENTS)]
-    process = spawn(command, env)
-    # One echo first, so both sides are fully loaded: the plugin answers initialize
-    # before it has imported the SDK.
-    process.stdin.write(INITIALIZE + event_line(-1))
-    process.stdin.flush()
-    process.stdout.readline()
-    process.stdout.readline()
-
-    def write_all() -> None:
-        for line in lines:
-            process.stdin.write(line)
-        process.stdin.flush()
-
-    started = time.perf_counter()
-    writer = threading.Thread(target=write_all)
+    lines = b"".join(event_line(index) for index in range(EVENTS))
+    process = started(command, env)
+    assert process.stdin is not None and process.stdout is not None
+    writer = threading.Thread(target=lambda: (process.stdin.write(lines), process.stdin.flush()))
+    begin = time.perf_counter()
     writer.start()
-    # Read in bulk: the harness should cost as little as possible on both sides.
-    received, publishes = b"", 0
+    received = bytearray()
     while received.count(b"\n") < EVENTS:
         chunk = os.read(process.stdout.fileno(), 1 << 20)
         assert chunk, "the plugin closed stdout"
         received += chunk
-    elapsed = time.perf_counter() - started
-    publishes = received.count(b'"method": "broker.publish"')
-    assert publishes == EVENTS, publishes
+    elapsed = time.perf_counter() - begin
     writer.join()
     finish(process)
+    published = bytes(received).splitlines()
+    assert len(published) == EVENTS
+    if check:
+        assert all(daemon_accepts(line) for line in published)
     return EVENTS / elapsed
 
 
+def round_trips(command: list[str], env: dict[str, str], count: int = 300) -> list[float]:
+    """Event in, publish out, one at a time at a low rate: each latency in seconds."""
+    process = started(command, env)
+    assert process.stdin is not None and process.stdout is not None
+    latencies = []
+    for index in range(count):
+        begin = time.perf_counter()
+        process.stdin.write(event_line(index))
+        process.stdin.flush()
+        process.stdout.readline()
+        latencies.append(time.perf_counter() - begin)
+        time.sleep(0.002)
+    finish(process)
+    return latencies
+
+
+def dropped_at(command: list[str], env: dict[str, str], rate: int, seconds: float = 1.0) -> int:
+    """Events a daemon feeding `rate` events per second would drop: it queues at most
+    DAEMON_QUEUE frames for the plugin, then drops."""
+    process = started(command, env)
+    assert process.stdin is not None and process.stdout is not None
+    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=DAEMON_QUEUE)
+    total = int(rate * seconds)
+    lines = [event_line(index) for index in range(total)]
+
+    def feed_pipe() -> None:  # the daemon's writer task: queue -> the plugin's stdin
+        while (line := frames.get()) is not None:
+            process.stdin.write(line)  # type: ignore[union-attr]
+            process.stdin.flush()  # type: ignore[union-attr]
+
+    def drain() -> None:  # the daemon's reader
+        while process.stdout.readline():  # type: ignore[union-attr]
+            pass
+
+    threads = [threading.Thread(target=feed_pipe), threading.Thread(target=drain)]
+    for thread in threads:
+        thread.start()
+    dropped, begin = 0, time.perf_counter()
+    for index, line in enumerate(lines):
+        while time.perf_counter() < begin + index / rate:
+            pass
+        try:
+            frames.put_nowait(line)
+        except queue.Full:
+            dropped += 1
+    frames.put(None)
+    threads[0].join()
+    process.stdin.close()
+    process.wait(timeout=60)
+    threads[1].join()
+    process.stdout.close()
+    return dropped
+
+
+def sustained_rate(command: list[str], env: dict[str, str]) -> float:
+    """The highest rate (a power-of-two step search, then halving) with nothing dropped."""
+    low, high = 0, 1000
+    while dropped_at(command, env, high) == 0 and high < 512_000:
+        low, high = high, high * 2
+    for _ in range(5):
+        middle = (low + high) // 2
+        low, high = (middle, high) if dropped_at(command, env, middle) == 0 else (low, middle)
+    return float(low)
+
+
 def resident_kib(command: list[str], env: dict[str, str]) -> float:
-    """Resident memory after initialize and one echo, when the plugin is fully loaded."""
-    process = spawn(command, env)
-    process.stdin.write(INITIALIZE + event_line(0))
-    process.stdin.flush()
-    process.stdout.readline()
-    process.stdout.readline()
-    rss = subprocess.run(
-        ["ps", "-o", "rss=", "-p", str(process.pid)], capture_output=True, text=True
-    )
+    process = started(command, env)
+    rss = subprocess.run(["ps", "-o", "rss=", "-p", str(process.pid)], capture_output=True, text=True)
     finish(process)
     return float(rss.stdout.strip())
 
 
-def paired(
-    measure_a: Callable[[], float], measure_b: Callable[[], float], pairs: int
-) -> tuple[float, float, float]:
-    """(median A, median B, median of A/B) over alternating runs, after one warm-up each."""
-    measure_a(), measure_b()
+@dataclass
+class Row:
+    label: str
+    target: str
+    plugin: float
+    reference: float
+    ratio: float
+    unit: str
+
+
+def paired(label: str, target: str, unit: str, a: Callable[[], float], b: Callable[[], float],
+           pairs: int) -> Row:  # fmt: skip
+    """Median A, median B and the median of A/B over alternating runs, after a warm-up each."""
+    a(), b()
     a_values, b_values = [], []
     for _ in range(pairs):
-        a_values.append(measure_a())
-        b_values.append(measure_b())
-    ratios = [a / b for a, b in zip(a_values, b_values, strict=True)]
-    return statistics.median(a_values), statistics.median(b_values), statistics.median(ratios)
+        a_values.append(a())
+        b_values.append(b())
+    ratios = [x / y for x, y in zip(a_values, b_values, strict=True)]
+    return Row(label, target, statistics.median(a_values), statistics.median(b_values),
+               statistics.median(ratios), unit)  # fmt: skip
 
 
-def timed(action: Callable[[], object], runs: int = 3) -> float:
-    values = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        values.append(time.perf_counter() - started)
-    return statistics.median(values)
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def render(work: Path, name: str) -> Path:
-    destination = work / name
-    data = f"plugin_id={PLUGIN_ID}"
-    run = copier_cli(
-        "copy",
-        "--defaults",
-        "--vcs-ref",
-        "HEAD",
-        "--data",
-        data,
-        str(TEMPLATE_ROOT),
-        str(destination),
-    )
+def prepared(work: Path, name: str, shape: str, python: str) -> tuple[Path, Path]:
+    """A rendered, set-up and packed plugin, and its tarball installed read-only."""
+    project = render(work / name, plugin_id=name, plugin_shape=shape)
+    first_steps(project, python)
+    run = pack(project, work / f"dist-{name}")
     assert run.returncode == 0, run.stderr
-    return destination
+    (tarball,) = (work / f"dist-{name}").glob("*.tar.gz")
+    return project, install(tarball, work / "installed" / name)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pairs", type=int, default=15, help="pairs per start-up figure")
     args = parser.parse_args(argv)
-    # The real interpreter behind this venv, for both sides (never a version-manager shim).
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     work = Path(tempfile.mkdtemp(prefix="nexo-bench-"))
-    renders = iter(range(1000))
-    copy_time = timed(lambda: render(work, f"render{next(renders)}"))
-    project, dist = work / "render0", work / "dist"
-    pack = [sys.executable, "scripts/pack_tarball.py", "--out", str(dist)]
-    pack_time = timed(lambda: subprocess.run(pack, cwd=project, check=True, capture_output=True))
-    (tarball,) = dist.glob("*.tar.gz")
-    with tarfile.open(tarball) as archive:
-        entries = len(archive.getmembers())
+    echo_project, echo = prepared(work, "bench_echo", "echo", python)
+    poller_project, poller = prepared(work, "bench_poll", "poller", python)
 
-    installed = extract(tarball, work / "installed" / PLUGIN_ID, read_only=True)
-    manifest = str(installed / "nexo-plugin.toml")
-    bare_lib = str(extract(tarball, work / "bare-copy", read_only=False) / "lib")
+    env = {**os.environ, "BENCH_ECHO_PYTHON": python, "BENCH_POLL_PYTHON": python,
+           "BENCH_POLL_FEED_URL": "http://127.0.0.1:9/", "BENCH_POLL_POLL_SECONDS": "3600",
+           "BENCH_POLL_STATE_DIR": str(work / "state"), "XDG_CACHE_HOME": str(work / "cache")}  # fmt: skip
+    launcher = [str(echo / "bin" / "bench_echo")]
+    bare_lib = shutil.copytree(echo / "lib", work / "bare-lib")
     (work / "bare_plugin.py").write_text(BARE_PLUGIN)
-    bare = [python, "-I", str(work / "bare_plugin.py"), bare_lib, manifest]
-    launcher = [str(installed / "bin" / PLUGIN_ID)]
-    env = {**os.environ, f"{PLUGIN_ID.upper()}_PYTHON": python}
-    fresh = iter(range(10_000))
+    bare = [python, "-I", str(work / "bare_plugin.py"), str(bare_lib), str(echo / "nexo-plugin.toml")]
+    # The poller's code installed with pip in a venv: the runtime packages uv.lock pins, and
+    # its source with bytecode written on first import.
+    venv = work / "pip-venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    exported = uv("export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", cwd=poller_project)
+    (work / "poll-requirements.txt").write_text(exported.stdout)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", "-r", str(work / "poll-requirements.txt")], check=True)
+    checkout = shutil.copytree(poller_project, work / "poll-checkout", ignore=shutil.ignore_patterns(".venv", ".git"))
+    pip_poller = [str(checkout / "bin" / "bench_poll")]
+    pip_env = {**env, "BENCH_POLL_PYTHON": str(venv / "bin/python")}
+    installed_poller = [str(poller / "bin" / "bench_poll")]
+    caches = iter(range(1000))
 
-    def cold_initialize() -> float:
-        # A new read-only extraction: nothing compiled or cached for it.
-        folder = extract(tarball, work / "cold" / str(next(fresh)) / PLUGIN_ID, read_only=True)
-        return time_initialize([str(folder / "bin" / PLUGIN_ID)], env)
+    def first_start() -> float:  # an empty bytecode cache, as right after installing
+        return time_initialize(installed_poller, {**env, "XDG_CACHE_HOME": str(work / f"cold-{next(caches)}")})
 
-    def probe() -> float:
-        return time_exit([*launcher, "--print-manifest"], env)
+    latencies: dict[str, list[float]] = {"plugin": [], "bare": []}
 
-    def floor() -> float:
-        return time_exit([python, "-I", "-S", "-c", "pass"], env)
+    def latency(side: str, command: list[str]) -> Callable[[], float]:
+        def measure() -> float:
+            values = round_trips(command, env)
+            latencies[side] += values
+            return statistics.median(values)
+
+        return measure
 
     rows = [
-        (
-            "--print-manifest vs python3 -I -S -c pass",
-            "<= 1.20",
-            paired(probe, floor, args.pairs),
-            "ms",
-        ),
-        (
-            "spawn to initialize reply, warm, vs bare SDK",
-            "<= 1.00",
-            paired(
-                partial(time_initialize, launcher, env),
-                partial(time_initialize, bare, env),
-                args.pairs,
-            ),
-            "ms",
-        ),
-        (
-            "spawn to initialize reply, cold read-only vs warm",
-            "<= 1.20",
-            paired(cold_initialize, partial(time_initialize, launcher, env), args.pairs),
-            "ms",
-        ),
-        (
-            f"echo throughput, {EVENTS} events, vs bare Event.new",
-            ">= 0.85",
-            paired(partial(echo_throughput, launcher, env), partial(echo_throughput, bare, env), 7),
-            "ev/s",
-        ),
-        (
-            "resident memory after initialize + 1 echo, vs bare",
-            "<= 1.05",
-            paired(partial(resident_kib, launcher, env), partial(resident_kib, bare, env), 7),
-            "KiB",
-        ),
-    ]
+        paired("--print-manifest vs python3 -I -S -c pass", "<= 0.30", "ms",
+               lambda: time_exit([*launcher, "--print-manifest"], env),
+               lambda: time_exit([python, "-I", "-S", "-c", "pass"], env), args.pairs),
+        paired("spawn to initialize, echo (start checks run) vs bare SDK", "<= 0.80", "ms",
+               lambda: time_initialize(launcher, env), lambda: time_initialize(bare, env), args.pairs),
+        paired("spawn to initialize, httpx poller installed: 2nd+ start vs pip venv", "<= 1.00", "ms",
+               lambda: time_initialize(installed_poller, env), lambda: time_initialize(pip_poller, pip_env), args.pairs),
+        paired("spawn to initialize, httpx poller installed: 1st start vs pip venv", "<= 1.30", "ms",
+               first_start, lambda: time_initialize(pip_poller, pip_env), args.pairs),
+        paired(f"echo throughput, {EVENTS} events, vs bare SDK", ">= 1.50", "ev/s",
+               lambda: throughput(launcher, env, check=True), lambda: throughput(bare, env, check=False), 7),
+        paired("round trip at a low rate, median, vs bare SDK", "<= 1.00", "ms",
+               latency("plugin", launcher), latency("bare", bare), 5),
+        paired(f"highest rate with nothing dropped ({DAEMON_QUEUE}-frame queue)", ">= 1.00", "ev/s",
+               lambda: sustained_rate(launcher, env), lambda: sustained_rate(bare, env), 3),
+        paired("resident memory after start + 1 event, vs bare SDK", "<= 1.00", "KiB",
+               lambda: resident_kib(launcher, env), lambda: resident_kib(bare, env), 7),
+    ]  # fmt: skip
 
     implementation = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, {implementation} ({python})")
-    print(f"{'measure':<52} {'plugin':>11} {'reference':>11} {'ratio':>7} {'target':>8}")
-    for label, target, (a, b, ratio), unit in rows:
-        scale = 1000 if unit == "ms" else 1
-        plugin, reference = f"{a * scale:.1f} {unit}", f"{b * scale:.1f} {unit}"
-        print(f"{label:<52} {plugin:>11} {reference:>11} {ratio:>7.2f} {target:>8}")
-    print(f"\ntarball: {tarball.name}, {tarball.stat().st_size / 1024:.1f} KiB, {entries} entries")
-    print(f"copier copy: {copy_time * 1000:.0f} ms   pack: {pack_time * 1000:.0f} ms (median of 3)")
+    print(f"{'measure':<66} {'plugin':>13} {'reference':>13} {'ratio':>6} {'target':>8}")
+    for row in rows:
+        scale = 1000 if row.unit == "ms" else 1
+        plugin, reference = f"{row.plugin * scale:.1f} {row.unit}", f"{row.reference * scale:.1f} {row.unit}"
+        print(f"{row.label:<66} {plugin:>13} {reference:>13} {row.ratio:>6.2f} {row.target:>8}")
+    p99 = {side: percentile(values, 0.99) * 1000 for side, values in latencies.items()}
+    print(f"\nround trip p99: plugin {p99['plugin']:.2f} ms, bare SDK {p99['bare']:.2f} ms")
+    size = sum(path.stat().st_size for path in (work / "dist-bench_echo").glob("*.tar.gz")) / 1024
+    print(f"echo tarball {size:.1f} KiB; every published event checked: strict JSON, UUID id, UTC time")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -35,7 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # NEXO_TEMPLATE_CASES=echo,tool narrows a run to some entries of the matrix while working.
-CASES = [case for case in os.environ.get("NEXO_TEMPLATE_CASES", "").split(",") if case] or list(MATRIX)
+CASES = [case for case in os.environ.get("NEXO_TEMPLATE_CASES", "").split(",") if case] or list(
+    MATRIX
+)
 
 
 @pytest.fixture(scope="session", params=CASES)

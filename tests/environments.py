@@ -21,7 +21,9 @@ def find_python(version: str) -> str | None:
     for candidate in filter(None, candidates):
         try:
             probe = subprocess.run(
-                [candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
+                [candidate, "-c", "import sys; print(sys.executable)"],
+                capture_output=True,
+                text=True,
             )
         except OSError:
             continue

@@ -126,4 +126,9 @@ class Project:
             "outbound": {f"{prefix}_API_URL": nowhere},
             "tool": {f"{prefix}_LLM_PROVIDER": "provider", f"{prefix}_LLM_MODEL": "model"},
         }[self.shape]
-        return {**settings, f"{prefix}_STATE_DIR": str(scratch / "state")}
+        # The launcher of an installed plugin runs python3 unless told: give it this one.
+        return {
+            **settings,
+            f"{prefix}_STATE_DIR": str(scratch / "state"),
+            f"{prefix}_PYTHON": self.python,
+        }

@@ -6,12 +6,17 @@ marker), pydantic 2 (native); and wheels of the tests' own for the hash checks."
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
+import http.server
 import os
 import shutil
 import subprocess
 import tarfile
+import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,7 +149,7 @@ def test_a_native_dependency_gives_one_tarball_per_target(
                 "x86_64-unknown-linux-gnu": "x86_64-linux-gnu.so",
                 "aarch64-unknown-linux-gnu": "aarch64-linux-gnu.so",
             }.get(target, "darwin.so")
-            assert built[0].endswith(f".cpython-31{minor}-{suffix}"), built
+            assert built[0].endswith(f".cpython-3{minor}-{suffix}"), built
         assert f"{Path(tarball).name}.sha256" in {p.name for p in tarball.parent.iterdir()}
 
 
@@ -256,21 +261,58 @@ def wheel(folder: Path, name: str, version: str, files: dict[str, str], build: s
     return target
 
 
+@contextlib.contextmanager
+def package_index(root: Path) -> Iterator[str]:
+    """`root` served over HTTP on 127.0.0.1 as a simple index (PEP 503): its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_port}/simple/"
+        server.shutdown()
+
+
+def publish(root: Path, built: Path) -> None:
+    """Put a wheel on the index, with its sha256 in the link as indexes publish it."""
+    project = root / "simple" / built.name.split("-")[0]
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.copy(built, project / built.name)
+    digest = hashlib.sha256(built.read_bytes()).hexdigest()
+    (project / "index.html").write_text(
+        f'<a href="{built.name}#sha256={digest}">{built.name}</a>\n'
+    )
+
+
 def test_a_wheel_that_differs_from_the_lock_is_refused(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel(wheels, "tinydep", "1.0", {"tinydep/__init__.py": "GOOD = True\n"})
-    links = {"UV_FIND_LINKS": str(wheels), "UV_CACHE_DIR": str(tmp_path / "cache")}
-    project = plugin_with(tmp_path, "hashed", "tinydep==1.0", **links)
-    assert pack(project, tmp_path / "dist", **links).returncode == 0
-    # The same file name, other bytes: what a compromised index or mirror would serve.
-    wheel(wheels, "tinydep", "1.0", {"tinydep/__init__.py": "GOOD = False  # tampered\n"})
-    shutil.rmtree(tmp_path / "cache")
-    run = pack(project, tmp_path / "dist2", **links)
+    built = tmp_path / "built"
+    built.mkdir()
+    index = tmp_path / "index"
+    publish(index, wheel(built, "tinydep", "1.0", {"tinydep/__init__.py": "GOOD = True\n"}))
+    with package_index(index) as url:
+        env = {"UV_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "cache")}
+        project = plugin_with(tmp_path, "hashed", "tinydep==1.0", **env)
+        assert pack(project, tmp_path / "dist", **env).returncode == 0
+        # The same file name, other bytes, and the index's link changed to match: what a
+        # compromised index or mirror would serve.
+        publish(index, wheel(built, "tinydep", "1.0", {"tinydep/__init__.py": "GOOD = False\n"}))
+        shutil.rmtree(tmp_path / "cache")
+        run = pack(project, tmp_path / "dist2", **env)
     assert run.returncode == 1
     assert "tinydep" in run.stderr
     assert "differs from the sha256 in uv.lock" in run.stderr
     assert not (tmp_path / "dist2").exists()
+
+
+def test_a_dependency_without_hashes_in_the_lock_is_refused(tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    wheel(links, "tinydep", "1.0", {"tinydep/__init__.py": "GOOD = True\n"})
+    env = {"UV_FIND_LINKS": str(links)}
+    project = plugin_with(tmp_path, "unhashed", "tinydep==1.0", **env)
+    run = pack(project, tmp_path / "dist", **env)
+    assert run.returncode == 1
+    assert "tinydep 1.0 has no sha256 in uv.lock" in run.stderr
 
 
 def test_a_higher_build_tag_on_the_index_is_not_vendored(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from rendering import BIN, pins, read_toml, render
 
 SHAPE_FILES = {
     "webhook": {"src/{package}/webhook.py"},
+    "poller": {"tests/local_http.py"},
+    "outbound": {"tests/local_http.py"},
 }
 
 
@@ -64,7 +66,6 @@ def test_exact_set_of_generated_files(project: Project) -> None:
         ".github/workflows/release.yml",
         "tests/conftest.py",
         "tests/host.py",
-        "tests/local_http.py",
         "tests/plugin_fixtures.py",
         "tests/test_handlers.py",
         "tests/test_pack.py",

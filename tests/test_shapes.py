@@ -104,6 +104,7 @@ def test_a_webhook_request_becomes_an_event(
     assert event["id"] == answer["event_id"]
     assert event["payload"] == {"path": "/hooks/deploy", "body": {"ref": "main"}}
     assert refused.value.code == 401
+    refused.value.close()
 
 
 @pytest.mark.parametrize(("status", "delivered"), [(200, "delivered"), (503, "failed")])
@@ -140,7 +141,9 @@ def test_an_outbound_event_is_delivered_and_reported(
     assert params["topic"] == f"{topic.replace('outbound', 'inbound')}.delivery"
     assert params["event"]["payload"]["status"] == delivered
     assert params["event"]["payload"]["http_status"] == status
-    assert [body for _, _, body in api.received] == [b'{"to": "x"}'] * (1 if status == 200 else 2)
+    assert [json.loads(body) for _, _, body in api.received] == [{"to": "x"}] * (
+        1 if status == 200 else 2
+    )
 
 
 @pytest.mark.parametrize("host_answers", ["answers", "errors", "is-silent"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from render import BIN
+from rendering import BIN
 
 
 def run_tool(*command: str) -> subprocess.CompletedProcess[str]:

@@ -252,6 +252,12 @@ def locked_requirements(root: Path, problems: list[str]) -> list[Locked]:
             continue
         (pin,) = requirement.specifier
         name = canonicalize_name(requirement.name)
+        if not hashes:
+            problems.append(
+                f"{name} {pin.version} has no sha256 in uv.lock (a find-links folder or an index "
+                "that publishes none): the pack checks every file it vendors against the lock, "
+                "so take it from an index that publishes hashes, such as PyPI"
+            )
         locked.append(Locked(name, pin.version, requirement, tuple(h.strip() for h in hashes)))
     return locked
 
@@ -265,7 +271,8 @@ def wheels_in_lock(root: Path) -> LockWheels:
         for wheel in package.get("wheels", []):
             location = wheel.get("url") or wheel.get("path") or wheel.get("filename", "")
             filename = location.rsplit("/", 1)[-1]
-            wheels.setdefault(name, []).append((parse_wheel_filename(filename)[3], wheel["hash"]))
+            tags = parse_wheel_filename(filename)[3]
+            wheels.setdefault(name, []).append((tags, wheel.get("hash", "")))
     return wheels
 
 
@@ -300,10 +307,15 @@ def applies(locked: Locked, python: tuple[int, int], targets: list[str]) -> bool
 
 
 def vendor(
-    wanted: list[Locked], python: tuple[int, int], target: str, into: Path, problems: list[str]
+    wanted: list[Locked],
+    python: tuple[int, int],
+    target: str,
+    into: Path,
+    failures: dict[str, list[str]],
 ) -> dict[str, Dist]:
     """Install `wanted` for CPython `python` on `target` with uv, checking every file's hash
-    against uv.lock; the installed distributions."""
+    against uv.lock; the installed distributions. uv's complaint goes into `failures`, with
+    every Python and target it was made for."""
     into.mkdir(parents=True)
     if not wanted:
         return {}
@@ -317,11 +329,7 @@ def vendor(
         capture_output=True, text=True,
     )  # fmt: skip
     if run.returncode != 0:
-        problems.append(
-            f"the locked dependencies cannot be installed for CPython {version} on {target} "
-            "(a wheel missing for it, or a file that differs from the sha256 in uv.lock):\n    "
-            + "\n    ".join(run.stderr.strip().splitlines())
-        )
+        failures.setdefault(run.stderr.strip(), []).append(f"CPython {version} on {target}")
         return {}
     return installed_dists(into)
 
@@ -518,6 +526,7 @@ def pack(root: Path, out: Path) -> list[Path]:
     needed = [item for item in locked if any(applies(item, p, list(TARGETS)) for p in pythons)]
     native = [item for item in needed if not any(is_pure(t) for t, _ in wheels.get(item.name, []))]
     builds = [Build(target) for target in (TARGETS if native else [NOARCH])]
+    failures: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="nexo-pack-") as scratch:
         for build in builds:
             targets = list(TARGETS) if build.target == NOARCH else [build.target]
@@ -526,7 +535,7 @@ def pack(root: Path, out: Path) -> list[Path]:
                 wanted = [item for item in needed if applies(item, python, targets)]
                 folder = Path(scratch, build.target, f"{python[0]}.{python[1]}")
                 platform = targets[0]  # a noarch set holds pure wheels only: any target serves
-                sets[python] = vendor(wanted, python, platform, folder, problems)
+                sets[python] = vendor(wanted, python, platform, folder, failures)
             if build.target == NOARCH:
                 problems += noarch_problems(sets)
             else:
@@ -536,6 +545,12 @@ def pack(root: Path, out: Path) -> list[Path]:
                 problems.append(f"{name}: a dependency and the plugin's package both have it")
             build.entries.update(project)
             problems += limit_problems(build.entries)
+    problems += [
+        f"uv cannot install the locked dependencies for {', '.join(where)} (a wheel missing "
+        "for it, or a file that differs from the sha256 in uv.lock):\n    "
+        + "\n    ".join(message.splitlines())
+        for message, where in failures.items()
+    ]
     if problems:
         raise PackError(sorted(set(problems), key=problems.index))
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import stat
 import subprocess
@@ -17,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from host import PROJECT_ROOT, PluginHost, read_manifest
 
 EPOCH = "1700000000"
@@ -329,19 +329,19 @@ def test_tools_out_of_step_with_the_manifest_are_refused(copy: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "message"),
+    ("pattern", "new", "message"),
     [
-        ("[plugin]", "[plugin", "not valid TOML"),
-        ('version = "0.1.0"', 'version = "1.0"', "is not a semantic version"),
-        ("[plugin.meta]", "[plugin.meta]\nowner = 1", "unknown key 'owner' in [plugin.meta]"),
+        (r"^\[plugin\]$", "[plugin", "not valid TOML"),
+        (r'^version = ".*"$', 'version = "1.0"', "is not a semantic version"),
+        (r"^\[plugin\.meta\]$", "[plugin.meta]\nowner = 1", "unknown key 'owner' in [plugin.meta]"),
     ],
     ids=["bad-toml", "not-semver", "unknown-key"],
 )
 def test_a_bad_manifest_is_refused_with_a_clear_message(
-    copy: Path, old: str, new: str, message: str
+    copy: Path, pattern: str, new: str, message: str
 ) -> None:
     manifest = copy / "nexo-plugin.toml"
-    manifest.write_text(manifest.read_text().replace(old, new, 1))
+    manifest.write_text(re.sub(pattern, new, manifest.read_text(), count=1, flags=re.MULTILINE))
     run = run_pack(copy)
     assert run.returncode == 1
     assert message in run.stderr

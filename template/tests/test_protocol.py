@@ -16,13 +16,10 @@ import time
 from typing import Any
 
 import pytest
-from nexo_plugin_sdk import read_manifest as sdk_read_manifest
-from nexo_plugin_sdk import wire
-
 from host import (
     MANIFEST_PATH,
-    PROJECT_ROOT,
     NEXO_VERSION,
+    PROJECT_ROOT,
     PluginHost,
     env_prefix,
     launcher_path,
@@ -30,6 +27,8 @@ from host import (
     run_plugin,
     strict_json,
 )
+from nexo_plugin_sdk import read_manifest as sdk_read_manifest
+from nexo_plugin_sdk import wire
 
 INITIALIZE = {
     "jsonrpc": "2.0",
