@@ -33,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from environments import first_steps, uv  # noqa: E402
-from releases import install, pack  # noqa: E402
-from rendering import render  # noqa: E402
+from environments import first_steps, uv
+from releases import install, pack
+from rendering import render
 
 INITIALIZE = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"nexo_version":"0.1.5"}}\n'
 EVENTS = 10_000
@@ -64,8 +64,14 @@ asyncio.run(PluginAdapter(manifest_toml=MANIFEST, on_event=on_event).run())
 
 def event_line(index: int, kind: str = "bench_echo") -> bytes:
     topic = f"plugin.outbound.{kind}"
-    event = {"id": str(uuid.UUID(int=index + 1)), "timestamp": "2026-11-21T10:00:00Z",
-             "topic": topic, "source": "bench", "session_id": None, "payload": {"n": index}}  # fmt: skip
+    event = {
+        "id": str(uuid.UUID(int=index + 1)),
+        "timestamp": "2026-11-21T10:00:00Z",
+        "topic": topic,
+        "source": "bench",
+        "session_id": None,
+        "payload": {"n": index},
+    }
     frame = {"jsonrpc": "2.0", "method": "broker.event", "params": {"topic": topic, "event": event}}
     return json.dumps(frame).encode() + b"\n"
 
@@ -77,7 +83,8 @@ def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def finish(process: subprocess.Popen[bytes]) -> None:
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.close()
     process.wait(timeout=30)
     process.stdout.close()
@@ -86,7 +93,8 @@ def finish(process: subprocess.Popen[bytes]) -> None:
 def started(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A process that has answered initialize and echoed one event: fully loaded."""
     process = spawn(command, env)
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.write(INITIALIZE + event_line(-1))
     process.stdin.flush()
     process.stdout.readline()
@@ -103,7 +111,8 @@ def time_exit(command: list[str], env: dict[str, str]) -> float:
 def time_initialize(command: list[str], env: dict[str, str]) -> float:
     begin = time.perf_counter()
     process = spawn(command, env)
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.write(INITIALIZE)
     process.stdin.flush()
     reply = process.stdout.readline()
@@ -129,7 +138,8 @@ def throughput(command: list[str], env: dict[str, str], check: bool) -> float:
     """Events per second: EVENTS notifications written as fast as the pipe takes them."""
     lines = b"".join(event_line(index) for index in range(EVENTS))
     process = started(command, env)
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     writer = threading.Thread(target=lambda: (process.stdin.write(lines), process.stdin.flush()))
     begin = time.perf_counter()
     writer.start()
@@ -151,7 +161,8 @@ def throughput(command: list[str], env: dict[str, str], check: bool) -> float:
 def round_trips(command: list[str], env: dict[str, str], count: int = 300) -> list[float]:
     """Event in, publish out, one at a time at a low rate: each latency in seconds."""
     process = started(command, env)
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     latencies = []
     for index in range(count):
         begin = time.perf_counter()
@@ -168,7 +179,8 @@ def dropped_at(command: list[str], env: dict[str, str], rate: int, seconds: floa
     """Events a daemon feeding `rate` events per second would drop: it queues at most
     DAEMON_QUEUE frames for the plugin, then drops."""
     process = started(command, env)
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     frames: queue.Queue[bytes | None] = queue.Queue(maxsize=DAEMON_QUEUE)
     total = int(rate * seconds)
     lines = [event_line(index) for index in range(total)]
@@ -215,7 +227,9 @@ def sustained_rate(command: list[str], env: dict[str, str]) -> float:
 
 def resident_kib(command: list[str], env: dict[str, str]) -> float:
     process = started(command, env)
-    rss = subprocess.run(["ps", "-o", "rss=", "-p", str(process.pid)], capture_output=True, text=True)
+    rss = subprocess.run(
+        ["ps", "-o", "rss=", "-p", str(process.pid)], capture_output=True, text=True
+    )
     finish(process)
     return float(rss.stdout.strip())
 
@@ -230,8 +244,9 @@ class Row:
     unit: str
 
 
-def paired(label: str, target: str, unit: str, a: Callable[[], float], b: Callable[[], float],
-           pairs: int) -> Row:  # fmt: skip
+def paired(
+    label: str, target: str, unit: str, a: Callable[[], float], b: Callable[[], float], pairs: int
+) -> Row:
     """Median A, median B and the median of A/B over alternating runs, after a warm-up each."""
     a(), b()
     a_values, b_values = [], []
@@ -239,8 +254,14 @@ def paired(label: str, target: str, unit: str, a: Callable[[], float], b: Callab
         a_values.append(a())
         b_values.append(b())
     ratios = [x / y for x, y in zip(a_values, b_values, strict=True)]
-    return Row(label, target, statistics.median(a_values), statistics.median(b_values),
-               statistics.median(ratios), unit)  # fmt: skip
+    return Row(
+        label,
+        target,
+        statistics.median(a_values),
+        statistics.median(b_values),
+        statistics.median(ratios),
+        unit,
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -264,31 +285,52 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     work = Path(tempfile.mkdtemp(prefix="nexo-bench-"))
-    echo_project, echo = prepared(work, "bench_echo", "echo", python)
+    _, echo = prepared(work, "bench_echo", "echo", python)
     poller_project, poller = prepared(work, "bench_poll", "poller", python)
 
-    env = {**os.environ, "BENCH_ECHO_PYTHON": python, "BENCH_POLL_PYTHON": python,
-           "BENCH_POLL_FEED_URL": "http://127.0.0.1:9/", "BENCH_POLL_POLL_SECONDS": "3600",
-           "BENCH_POLL_STATE_DIR": str(work / "state"), "XDG_CACHE_HOME": str(work / "cache")}  # fmt: skip
+    env = {
+        **os.environ,
+        "BENCH_ECHO_PYTHON": python,
+        "BENCH_POLL_PYTHON": python,
+        "BENCH_POLL_FEED_URL": "http://127.0.0.1:9/",
+        "BENCH_POLL_POLL_SECONDS": "3600",
+        "BENCH_POLL_STATE_DIR": str(work / "state"),
+        "XDG_CACHE_HOME": str(work / "cache"),
+    }
     launcher = [str(echo / "bin" / "bench_echo")]
     bare_lib = shutil.copytree(echo / "lib", work / "bare-lib")
     (work / "bare_plugin.py").write_text(BARE_PLUGIN)
-    bare = [python, "-I", str(work / "bare_plugin.py"), str(bare_lib), str(echo / "nexo-plugin.toml")]
+    bare = [
+        python,
+        "-I",
+        str(work / "bare_plugin.py"),
+        str(bare_lib),
+        str(echo / "nexo-plugin.toml"),
+    ]
     # The poller's code installed with pip in a venv: the runtime packages uv.lock pins, and
     # its source with bytecode written on first import.
     venv = work / "pip-venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    exported = uv("export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", cwd=poller_project)
+    exported = uv(
+        "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", cwd=poller_project
+    )
     (work / "poll-requirements.txt").write_text(exported.stdout)
-    subprocess.run([str(venv / "bin/pip"), "install", "-q", "-r", str(work / "poll-requirements.txt")], check=True)
-    checkout = shutil.copytree(poller_project, work / "poll-checkout", ignore=shutil.ignore_patterns(".venv", ".git"))
+    subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "-r", str(work / "poll-requirements.txt")],
+        check=True,
+    )
+    checkout = shutil.copytree(
+        poller_project, work / "poll-checkout", ignore=shutil.ignore_patterns(".venv", ".git")
+    )
     pip_poller = [str(checkout / "bin" / "bench_poll")]
     pip_env = {**env, "BENCH_POLL_PYTHON": str(venv / "bin/python")}
     installed_poller = [str(poller / "bin" / "bench_poll")]
     caches = iter(range(1000))
 
     def first_start() -> float:  # an empty bytecode cache, as right after installing
-        return time_initialize(installed_poller, {**env, "XDG_CACHE_HOME": str(work / f"cold-{next(caches)}")})
+        return time_initialize(
+            installed_poller, {**env, "XDG_CACHE_HOME": str(work / f"cold-{next(caches)}")}
+        )
 
     latencies: dict[str, list[float]] = {"plugin": [], "bare": []}
 
@@ -301,36 +343,86 @@ def main(argv: list[str]) -> int:
         return measure
 
     rows = [
-        paired("--print-manifest vs python3 -I -S -c pass", "<= 0.30", "ms",
-               lambda: time_exit([*launcher, "--print-manifest"], env),
-               lambda: time_exit([python, "-I", "-S", "-c", "pass"], env), args.pairs),
-        paired("spawn to initialize, echo (start checks run) vs bare SDK", "<= 0.80", "ms",
-               lambda: time_initialize(launcher, env), lambda: time_initialize(bare, env), args.pairs),
-        paired("spawn to initialize, httpx poller installed: 2nd+ start vs pip venv", "<= 1.00", "ms",
-               lambda: time_initialize(installed_poller, env), lambda: time_initialize(pip_poller, pip_env), args.pairs),
-        paired("spawn to initialize, httpx poller installed: 1st start vs pip venv", "<= 1.30", "ms",
-               first_start, lambda: time_initialize(pip_poller, pip_env), args.pairs),
-        paired(f"echo throughput, {EVENTS} events, vs bare SDK", ">= 1.50", "ev/s",
-               lambda: throughput(launcher, env, check=True), lambda: throughput(bare, env, check=False), 7),
-        paired("round trip at a low rate, median, vs bare SDK", "<= 1.00", "ms",
-               latency("plugin", launcher), latency("bare", bare), 5),
-        paired(f"highest rate with nothing dropped ({DAEMON_QUEUE}-frame queue)", ">= 1.00", "ev/s",
-               lambda: sustained_rate(launcher, env), lambda: sustained_rate(bare, env), 3),
-        paired("resident memory after start + 1 event, vs bare SDK", "<= 1.00", "KiB",
-               lambda: resident_kib(launcher, env), lambda: resident_kib(bare, env), 7),
-    ]  # fmt: skip
+        paired(
+            "--print-manifest vs python3 -I -S -c pass",
+            "<= 0.30",
+            "ms",
+            lambda: time_exit([*launcher, "--print-manifest"], env),
+            lambda: time_exit([python, "-I", "-S", "-c", "pass"], env),
+            args.pairs,
+        ),
+        paired(
+            "spawn to initialize, echo (start checks run) vs bare SDK",
+            "<= 0.80",
+            "ms",
+            lambda: time_initialize(launcher, env),
+            lambda: time_initialize(bare, env),
+            args.pairs,
+        ),
+        paired(
+            "spawn to initialize, httpx poller installed: 2nd+ start vs pip venv",
+            "<= 1.00",
+            "ms",
+            lambda: time_initialize(installed_poller, env),
+            lambda: time_initialize(pip_poller, pip_env),
+            args.pairs,
+        ),
+        paired(
+            "spawn to initialize, httpx poller installed: 1st start vs pip venv",
+            "<= 1.30",
+            "ms",
+            first_start,
+            lambda: time_initialize(pip_poller, pip_env),
+            args.pairs,
+        ),
+        paired(
+            f"echo throughput, {EVENTS} events, vs bare SDK",
+            ">= 1.50",
+            "ev/s",
+            lambda: throughput(launcher, env, check=True),
+            lambda: throughput(bare, env, check=False),
+            7,
+        ),
+        paired(
+            "round trip at a low rate, median, vs bare SDK",
+            "<= 1.00",
+            "ms",
+            latency("plugin", launcher),
+            latency("bare", bare),
+            5,
+        ),
+        paired(
+            f"highest rate with nothing dropped ({DAEMON_QUEUE}-frame queue)",
+            ">= 1.00",
+            "ev/s",
+            lambda: sustained_rate(launcher, env),
+            lambda: sustained_rate(bare, env),
+            3,
+        ),
+        paired(
+            "resident memory after start + 1 event, vs bare SDK",
+            "<= 1.00",
+            "KiB",
+            lambda: resident_kib(launcher, env),
+            lambda: resident_kib(bare, env),
+            7,
+        ),
+    ]
 
     implementation = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, {implementation} ({python})")
     print(f"{'measure':<66} {'plugin':>13} {'reference':>13} {'ratio':>6} {'target':>8}")
     for row in rows:
         scale = 1000 if row.unit == "ms" else 1
-        plugin, reference = f"{row.plugin * scale:.1f} {row.unit}", f"{row.reference * scale:.1f} {row.unit}"
+        plugin, reference = (
+            f"{row.plugin * scale:.1f} {row.unit}",
+            f"{row.reference * scale:.1f} {row.unit}",
+        )
         print(f"{row.label:<66} {plugin:>13} {reference:>13} {row.ratio:>6.2f} {row.target:>8}")
     p99 = {side: percentile(values, 0.99) * 1000 for side, values in latencies.items()}
     print(f"\nround trip p99: plugin {p99['plugin']:.2f} ms, bare SDK {p99['bare']:.2f} ms")
     size = sum(path.stat().st_size for path in (work / "dist-bench_echo").glob("*.tar.gz")) / 1024
-    print(f"echo tarball {size:.1f} KiB; every published event checked: strict JSON, UUID id, UTC time")
+    print(f"echo tarball {size:.1f} KiB; each published event checked: strict JSON, UUID id, UTC")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -304,6 +304,21 @@ def test_a_wheel_that_differs_from_the_lock_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "dist2").exists()
 
 
+def test_compiled_code_in_a_wheel_tagged_pure_is_refused(tmp_path: Path) -> None:
+    built = tmp_path / "built"
+    built.mkdir()
+    index = tmp_path / "index"
+    files = {"fastthing/__init__.py": "", "fastthing/_speedups.so": "\x7fELF"}
+    publish(index, wheel(built, "fastthing", "1.0", files))
+    with package_index(index) as url:
+        env = {"UV_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "cache")}
+        project = plugin_with(tmp_path, "noarchy", "fastthing==1.0", **env)
+        run = pack(project, tmp_path / "dist", **env)
+    assert run.returncode == 1
+    assert "fastthing 1.0 ships compiled code (fastthing/_speedups.so)" in run.stderr
+    assert "a noarch tarball cannot carry it" in run.stderr
+
+
 def test_a_dependency_without_hashes_in_the_lock_is_refused(tmp_path: Path) -> None:
     links = tmp_path / "links"
     links.mkdir()

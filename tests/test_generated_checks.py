@@ -3,9 +3,13 @@ format, strict type check, strict tests and coverage floor pass."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 from environments import run_in
 from projects import Project
+from rendering import BIN
 
 
 @pytest.mark.parametrize(
@@ -33,8 +37,8 @@ def test_generated_tests_pass_and_meet_the_coverage_floor(project: Project) -> N
     assert report.returncode == 0, report.stdout + report.stderr
     # sdk_adapter.py runs only in the plugin process: measured there, not in pytest's.
     adapter = f"--include=src/{project.plugin_id}/sdk_adapter.py"
-    total = run_in(project.path, "coverage", "report", adapter, "--format=total")
-    assert int(total.stdout.strip()) >= 50, total.stdout
+    total = run_in(project.path, "coverage", "report", adapter, "--format=total", "--fail-under=0")
+    assert int(total.stdout.split()[0]) >= 50, total.stdout
 
 
 def test_generated_tests_cover_the_shape(project: Project) -> None:
@@ -51,3 +55,23 @@ def test_generated_tests_cover_the_shape(project: Project) -> None:
     assert ("test_echo_tool_returns_its_text" in collected) == bool(
         project.answers.get("with_example_tool")
     )
+
+
+def test_generated_project_passes_scientific_python_s_repo_review(project: Project) -> None:
+    # sp-repo-review's list of what a well-kept Python project has; the checks a plugin
+    # deliberately skips are named, with why, in its pyproject.toml ([tool.repo-review]).
+    run = subprocess.run(
+        [str(BIN / "repo-review"), str(project.path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    checks = json.loads(run.stdout)["checks"]
+    failed = {
+        name: check["err_msg"].splitlines()[0]
+        for name, check in checks.items()
+        if check["result"] is False
+    }
+    assert failed == {}
+    for family in ("MY", "PP", "RF", "GH", "PC", "PY"):
+        assert any(name.startswith(family) and check["result"] for name, check in checks.items())

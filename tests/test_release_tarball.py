@@ -67,7 +67,8 @@ def test_archive_layout(project: Project, tarballs: list[Path]) -> None:
     shared = {
         path.split("/")[1] for path in paths if path.startswith("lib/") and path.count("/") > 1
     }
-    assert {project.plugin_id, "nexo_plugin_sdk", "nexoai-0.4.0.dist-info"} <= shared
+    sdk = f"nexoai-{project.answers['nexoai_version']}.dist-info"
+    assert {project.plugin_id, "nexo_plugin_sdk", sdk} <= shared
     # What only some Pythons need sits in lib/python3.X/: tomli and its kin below 3.11.
     minimum = int(project.answers["python_min"].split(".")[1])
     versions = {path.split("/")[1] for path in paths if path.startswith("lib/python3.")}

@@ -142,9 +142,7 @@ def test_pyproject(project: Project) -> None:
     assert pyproject["tool"]["pytest"]["ini_options"]["filterwarnings"] == ["error"]
     assert pyproject["tool"]["coverage"]["report"]["fail_under"] > 0
     assert {"ASYNC", "DTZ", "PT", "RUF", "TID"} <= set(pyproject["tool"]["ruff"]["lint"]["select"])
-    assert pyproject["tool"]["ruff"]["target-version"] == "py" + answers["python_min"].replace(
-        ".", ""
-    )
+    assert "target-version" not in pyproject["tool"]["ruff"]  # ruff reads requires-python
 
 
 def test_the_lock_is_current_and_pins_the_runtime(project: Project) -> None:
@@ -214,7 +212,7 @@ def test_python_3_14_renders_a_clean_project(tmp_path: Path, shape: str) -> None
     ci = (project / ".github/workflows/ci.yml").read_text()
     assert '- "3.14"' in ci
     assert '- "3.13"' not in ci
-    assert read_toml(project / "pyproject.toml")["tool"]["ruff"]["target-version"] == "py314"
+    assert read_toml(project / "pyproject.toml")["project"]["requires-python"] == ">=3.14"
     for command in (["check", "."], ["format", "--check", "."]):
         run = subprocess.run([str(BIN / "ruff"), *command], cwd=project, capture_output=True)
         assert run.returncode == 0, run.stdout

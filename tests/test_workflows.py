@@ -173,7 +173,7 @@ def test_hardening(project: Project, name: str) -> None:
 
 def test_ci_lints_types_tests_every_python_on_linux_and_macos_and_packs(project: Project) -> None:
     ci = workflow(project, "ci.yml")
-    assert set(trigger(ci)) == {"push", "pull_request"}
+    assert set(trigger(ci)) == {"push", "pull_request", "workflow_dispatch"}
     jobs = ci["jobs"]
     assert {
         "uv run ruff check --output-format=github .",

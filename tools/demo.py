@@ -12,9 +12,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from environments import find_python, first_steps  # noqa: E402
-from rendering import TEMPLATE_ROOT, copier_cli  # noqa: E402
-from scripted_host import INIT, ScriptedHost  # noqa: E402
+from environments import find_python, first_steps
+from rendering import TEMPLATE_ROOT, copier_cli
+from scripted_host import INIT, ScriptedHost
 
 
 def show(arrow: str, frame: dict[str, object]) -> None:
@@ -25,7 +25,9 @@ def show(arrow: str, frame: dict[str, object]) -> None:
 def main(argv: list[str]) -> int:
     parent = Path(argv[0]).resolve() if argv else Path(tempfile.mkdtemp(prefix="nexo-demo-"))
     destination = parent / "my_plugin"
-    run = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", str(TEMPLATE_ROOT), str(destination))
+    run = copier_cli(
+        "copy", "--defaults", "--vcs-ref", "HEAD", str(TEMPLATE_ROOT), str(destination)
+    )
     if run.returncode != 0:
         print(run.stdout + run.stderr, file=sys.stderr)
         return run.returncode

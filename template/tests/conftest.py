@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from host import PluginHost, read_manifest
 
 pytest_plugins = ["plugin_fixtures"]

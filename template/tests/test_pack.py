@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from host import PROJECT_ROOT, PluginHost, read_manifest
 
 EPOCH = "1700000000"

@@ -16,6 +16,9 @@ import time
 from typing import Any
 
 import pytest
+from nexo_plugin_sdk import read_manifest as sdk_read_manifest
+from nexo_plugin_sdk import wire
+
 from host import (
     MANIFEST_PATH,
     NEXO_VERSION,
@@ -27,8 +30,6 @@ from host import (
     run_plugin,
     strict_json,
 )
-from nexo_plugin_sdk import read_manifest as sdk_read_manifest
-from nexo_plugin_sdk import wire
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -82,6 +83,13 @@ def test_initialize_reply_is_what_the_sdk_would_send(plugin_env: dict[str, str])
     if "tools" in strict_json(reply)["result"]:
         result["tools"] = strict_json(reply)["result"]["tools"]
     assert reply == wire.serialize_frame(wire.build_response(1, result)).encode()
+
+
+def test_a_first_frame_over_64_kib_is_answered(plugin_env: dict[str, str]) -> None:
+    padded = {**INITIALIZE, "params": {"nexo_version": NEXO_VERSION, "pad": "x" * (100 * 1024)}}
+    run = run_plugin(input=json.dumps(padded).encode() + b"\n", env=plugin_env)
+    assert run.returncode == 0, run.stderr
+    assert strict_json(run.stdout.splitlines()[0])["id"] == 1
 
 
 def test_tools_served_are_exactly_the_tools_declared(

@@ -101,7 +101,7 @@ SUPPORTED = (str, int, float, bool, Path, Secret)
 
 def variables(config_class: type, prefix: str) -> list[Variable]:
     """The environment variables `config_class` reads; ConfigError if it cannot be read."""
-    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+    if not dataclasses.is_dataclass(config_class):
         raise ConfigError(["handlers.Config must be a dataclass"])
     hints = typing.get_type_hints(config_class)
     found, problems = [], []
