@@ -73,7 +73,7 @@ def halves(launcher: Path) -> tuple[str, str]:
     Python half."""
     text = launcher.read_text()
     shell, python = text.split("\n'''\n", 1)
-    return shell.replace("''':'\n", "", 1) + "\n", python
+    return shell.replace("''':'\n", "", 1) + "\n", python.lstrip("\n")
 
 
 def test_the_launcher_passes_shellcheck_and_ruff(project: Project, tmp_path: Path) -> None:

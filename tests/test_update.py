@@ -66,9 +66,8 @@ def author_edits(project: Path) -> None:
     append(
         project / "tests/test_handlers.py", "\n\ndef test_the_author_s_own() -> None:\n    pass\n"
     )
-    append(
-        project / "README.md", "\n## Running it at ACME\n\nAsk the platform team for a daemon.\n"
-    )
+    readme = project / "README.md"
+    readme.write_text("<!-- ACME: ask the platform team for a daemon. -->\n" + readme.read_text())
     changelog = project / "CHANGELOG.md"
     changelog.write_text("# The author's changelog\n\n" + changelog.read_text())
     commit_all(project, "author's changes")

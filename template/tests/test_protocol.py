@@ -174,12 +174,15 @@ def test_a_closed_stdout_stops_the_plugin(plugin_env: dict[str, str]) -> None:
     plugin.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
     plugin.stdin.flush()
     assert b'"result"' in plugin.stdout.readline()
-    plugin.stdout.close()
+    plugin.stdout.close()  # stdin stays open: only the closed stdout may stop it
     try:
-        _, stderr = plugin.communicate(timeout=5)
+        assert plugin.wait(timeout=5) == 0
     finally:
         plugin.kill()
-    assert plugin.returncode == 0, stderr
+        plugin.stdin.close()
+    assert plugin.stderr is not None
+    stderr = plugin.stderr.read()
+    plugin.stderr.close()
     assert b"stdout closed" in stderr
     assert b"Traceback" not in stderr
 
