@@ -94,6 +94,10 @@ def refused_start(host: ScriptedHost) -> str:
             "on_start failed: RuntimeError: no database",
         ),
         (
+            "def on_start(plugin):\n    raise OSError('no database')\n",
+            "on_start failed: OSError: no database",
+        ),
+        (
             "import asyncio\nasync def on_start(plugin):\n    await asyncio.sleep(60)\n",
             "on_start did not finish within 4 s",
         ),
@@ -102,7 +106,14 @@ def refused_start(host: ScriptedHost) -> str:
             "handlers.on_event must be an `async def` function",
         ),
     ],
-    ids=["syntax-error", "import-error", "on-start-raises", "on-start-hangs", "sync-hook"],
+    ids=[
+        "syntax-error",
+        "import-error",
+        "async-on-start-raises",
+        "plain-on-start-raises",
+        "on-start-hangs",
+        "sync-hook",
+    ],
 )
 def test_a_plugin_that_cannot_serve_never_answers_initialize(
     project: Project, tmp_path: Path, handlers: str, message: str

@@ -7,10 +7,12 @@ handlers.py may define, all optional (`bin/<id> --check` checks them against the
 
     Config                             a dataclass of settings read from the environment
                                        (config.py); the instance is `plugin.config`
-    async on_start(plugin)             runs before the plugin answers `initialize`: check
+    on_start(plugin)                   runs before the plugin answers `initialize`: check
                                        settings, open clients, `plugin.run_background(...)`.
                                        Raising refuses the start: no reply, exit 1, the
-                                       reason on one line of stderr
+                                       reason on one line of stderr. A plain `def` lets
+                                       the plugin answer before asyncio and the SDK load
+                                       (main.py); `async def` when it must await
     async on_event(plugin, topic, event)   each broker event on plugin.outbound.<kind>[.<rest>]
     tools(plugin) -> list[ToolDef]     the agent tools served: exactly [plugin.extends].tools
     async on_tool(plugin, invocation)  answers tool.invoke: a result, or a ToolInvocationError
@@ -21,37 +23,39 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from nexo_plugin_sdk import (
-    BrokerSender,
-    LlmCompleteResult,
-    LlmStream,
-    MemoryEntry,
-    Message,
-    RpcDecodeError,
-    RpcError,
-    RpcServerError,
-    RpcTimeoutError,
-    RpcTransportError,
-    ToolArgumentInvalid,
-    ToolDef,
-    ToolDenied,
-    ToolExecutionFailed,
-    ToolInvocation,
-    ToolInvocationError,
-    ToolNotFound,
-    ToolUnavailable,
-    text_result,
-)
 
 from .config import ConfigError, Secret
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .sdk_adapter import Session
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+    from typing import Any
+
+    from nexo_plugin_sdk import (
+        BrokerSender,
+        LlmCompleteResult,
+        LlmStream,
+        MemoryEntry,
+        Message,
+        RpcDecodeError,
+        RpcError,
+        RpcServerError,
+        RpcTimeoutError,
+        RpcTransportError,
+        ToolArgumentInvalid,
+        ToolDef,
+        ToolDenied,
+        ToolExecutionFailed,
+        ToolInvocation,
+        ToolInvocationError,
+        ToolNotFound,
+        ToolUnavailable,
+        text_result,
+    )
+
+    from .sdk_adapter import BackgroundTask, Session
 
 __all__ = [
     "ConfigError",
@@ -78,6 +82,22 @@ __all__ = [
     "ToolUnavailable",
     "text_result",
 ]
+
+# The SDK's names above load with the SDK (and asyncio) on first use, not with this module:
+# a plugin that needs neither before its handshake answers it sooner (main.py).
+_FROM_THE_SDK = frozenset(__all__) - {"ConfigError", "InboundEvent", "PluginContext", "Secret",
+                                      "StateDirError"}  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name not in _FROM_THE_SDK:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import nexo_plugin_sdk
+
+    value = getattr(nexo_plugin_sdk, name)
+    globals()[name] = value
+    return value
+
 
 INBOUND_PREFIX = "plugin.inbound."
 OUTBOUND_PREFIX = "plugin.outbound."
@@ -128,7 +148,7 @@ def _declared(topic: str, prefixes: tuple[str, ...]) -> bool:
 class PluginContext:
     """The plugin as handlers see it: identity, settings, state, logging, publishing."""
 
-    def __init__(self, manifest: dict[str, Any], root: Path | None = None) -> None:
+    def __init__(self, manifest: dict[str, Any], root: str | None = None) -> None:
         plugin = manifest["plugin"]
         self.manifest = manifest
         self.id: str = plugin["id"]
@@ -146,6 +166,7 @@ class PluginContext:
         self._root = root
         self._state_dir: Path | None = None
         self._session: Session | None = None
+        self._before_session: list[BackgroundTask] = []  # run_background() from on_start
         self._inbound = tuple(f"{INBOUND_PREFIX}{kind}" for kind in self.kinds)
         self._outbound = tuple(f"{OUTBOUND_PREFIX}{kind}" for kind in self.kinds)
 
@@ -177,6 +198,8 @@ class PluginContext:
         return self._state_dir
 
     def _make_state_dir(self) -> Path:
+        from pathlib import Path
+
         override = f"{self.env_prefix}_STATE_DIR"
         if os.environ.get(override):
             path = Path(os.environ[override])
@@ -187,7 +210,7 @@ class PluginContext:
             path = Path(data_home) / "nexo" / "state" / "plugins" / self.id
         path = path.expanduser().absolute()
         hint = f"set {override} to a writable folder outside the plugin"
-        if self._root is not None and path.resolve().is_relative_to(self._root.resolve()):
+        if self._root is not None and path.resolve().is_relative_to(Path(self._root).resolve()):
             raise StateDirError(
                 f"state folder {path} is inside the plugin's folder {self._root}, which may be "
                 f"read-only and is replaced on upgrade; {hint}"
@@ -241,11 +264,15 @@ class PluginContext:
         logged; with `critical=True` it also stops the plugin with exit code 1.
         """
         task_name = name or str(getattr(func, "__qualname__", func))
-        self._running().run_background(func, args, task_name, critical)
+        if self._session is None:  # from a plain on_start: the session takes them over
+            self._before_session.append((func, args, task_name, critical))
+        else:
+            self._session.run_background(func, args, task_name, critical)
 
     def _running(self) -> Session:
         if self._session is None:
             raise RuntimeError(
-                "the plugin is not running: publish() and run_background() work from its hooks"
+                "cannot publish before the handshake: the daemon drops it. Publish from "
+                "handlers or from a task started with plugin.run_background()"
             )
         return self._session

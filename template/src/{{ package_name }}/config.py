@@ -19,12 +19,12 @@ the plugin answers `initialize`; values of `Secret` fields never appear in a mes
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from collections.abc import Mapping
-from pathlib import Path
 from types import NoneType, UnionType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -61,18 +61,13 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-@dataclasses.dataclass(frozen=True)
 class Variable:
     """One environment variable of a Config dataclass."""
 
-    name: str
-    field: str
-    kind: type
-    required: bool
+    __slots__ = ("field", "kind", "name", "required")
 
-    @property
-    def secret(self) -> bool:
-        return self.kind is Secret
+    def __init__(self, name: str, field: str, kind: type, required: bool) -> None:
+        self.name, self.field, self.kind, self.required = name, field, kind, required
 
 
 def _convert(kind: type, text: str) -> Any:
@@ -80,8 +75,8 @@ def _convert(kind: type, text: str) -> Any:
         return text
     if kind is Secret:
         return Secret(text)
-    if kind is Path:
-        return Path(text).expanduser()
+    if kind.__name__ == "Path":
+        return kind(text).expanduser()
     if kind is bool:
         word = text.strip().lower()
         if word in TRUE_WORDS | FALSE_WORDS:
@@ -96,11 +91,14 @@ def _convert(kind: type, text: str) -> Any:
     return value
 
 
-SUPPORTED = (str, int, float, bool, Path, Secret)
-
-
 def variables(config_class: type, prefix: str) -> list[Variable]:
-    """The environment variables `config_class` reads; ConfigError if it cannot be read."""
+    """The environment variables `config_class` reads; ConfigError if it cannot be read.
+    (dataclasses, typing and pathlib load here, for plugins that have settings.)"""
+    import dataclasses
+    import typing
+    from pathlib import Path
+
+    supported = (str, int, float, bool, Path, Secret)
     if not dataclasses.is_dataclass(config_class):
         raise ConfigError(["handlers.Config must be a dataclass"])
     hints = typing.get_type_hints(config_class)
@@ -113,10 +111,10 @@ def variables(config_class: type, prefix: str) -> list[Variable]:
             members = [member for member in typing.get_args(kind) if member is not NoneType]
             optional = len(members) < len(typing.get_args(kind))
             kind = members[0] if len(members) == 1 else kind
-        if kind not in SUPPORTED:
+        if kind not in supported:
             problems.append(
                 f"Config.{field.name}: type {kind!r} is not supported; use one of "
-                + ", ".join(t.__name__ for t in SUPPORTED)
+                + ", ".join(t.__name__ for t in supported)
                 + " (or X | None)"
             )
             continue
@@ -147,9 +145,8 @@ def load(config_class: type, prefix: str, environ: Mapping[str, str]) -> Any:
             continue
         try:
             values[variable.field] = _convert(variable.kind, text)
-        except ValueError as error:
-            shown = "(secret)" if variable.secret else repr(text)
-            problems.append(f"{variable.name}={shown} {error}")
+        except ValueError as error:  # never for a Secret: its text is taken as it is
+            problems.append(f"{variable.name}={text!r} {error}")
     if problems:
         raise ConfigError(problems)
     try:

@@ -12,12 +12,20 @@ This file follows the template (`copier update` refreshes it). In order:
 4. The plugin is loaded and started (startup.py) before anything is read from stdin: when
    it cannot serve, the daemon gets no `initialize` reply, exit code 1 and the reason on
    one line of stderr (the daemon keeps the last lines of stderr for its crash report).
-5. The session (sdk_adapter.py) serves the daemon until it stops the plugin.
+5. `initialize` is answered as soon as nothing can refuse the start any more: before
+   asyncio and the SDK load, unless on_start is `async def` (see serve()). The start is on
+   the daemon's critical path; benchmarks/RESULTS.md of the template has the figures.
+6. The session (sdk_adapter.py) serves the daemon until it stops the plugin.
 """
+
+from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PACKAGE = __name__.rsplit(".", 1)[0]  # the plugin id
 MANIFEST_FILE = "nexo-plugin.toml"
@@ -62,14 +70,22 @@ def print_manifest() -> int:
 
 
 def parse_manifest(data: bytes) -> dict[str, Any]:
-    """The manifest, read by the SDK (which loads asyncio: the probe was answered before)."""
-    from nexo_plugin_sdk import ManifestError, read_manifest
+    """The manifest, read as the SDK reads it (tomllib, or tomli before Python 3.11)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
 
     try:
-        return read_manifest(data.decode("utf-8"))
-    except (UnicodeDecodeError, ManifestError) as error:
-        where = os.path.join(plugin_root(), MANIFEST_FILE)
-        raise SystemExit(f"{where}: not a usable manifest ({error})") from None
+        manifest: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
+        plugin = manifest["plugin"]
+        if isinstance(plugin["id"], str) and isinstance(plugin["version"], str):
+            return manifest
+        problem = "plugin.id and plugin.version must be strings"
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    where = os.path.join(plugin_root(), MANIFEST_FILE)
+    raise SystemExit(f"{where}: not a usable manifest ({problem})")
 
 
 def stdin_is_stream() -> bool:
@@ -137,14 +153,12 @@ def missing_dependency(error: ImportError) -> int:
 
 def check(manifest: dict[str, Any]) -> int:
     """--check: handlers.py against the manifest, as the start does it, without starting."""
-    from pathlib import Path
-
     try:
         from .startup import StartError, load
     except ImportError as error:
         return missing_dependency(error)
     try:
-        loaded = load(manifest, Path(plugin_root()))
+        loaded = load(manifest, plugin_root())
     except StartError as error:
         for problem in error.problems:
             sys.stderr.write(f"{manifest['plugin']['id']}: {problem}\n")
@@ -156,25 +170,77 @@ def check(manifest: dict[str, Any]) -> int:
     return 0
 
 
+def read_first_frame() -> tuple[bytes, bytes]:
+    """(the first line, what came after it) from stdin, read directly (asyncio is not
+    loaded yet); the line is empty when stdin ends first or the line is longer than a frame
+    may be, and then everything read is in the second part, for the session to handle."""
+    from .frames import MAX_FRAME_BYTES
+
+    data = bytearray()
+    while b"\n" not in data and len(data) <= MAX_FRAME_BYTES:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return b"", bytes(data)
+        data += chunk
+    line, newline, rest = bytes(data).partition(b"\n")
+    return (line, rest) if newline else (b"", bytes(data))
+
+
+def answer_initialize_early(loaded: Any, frames: int) -> tuple[bool, bytes]:
+    """Answer the first frame if it is `initialize`: (whether it was, the stdin read beyond
+    what was answered). Everything that could refuse the start has run by now."""
+    from .frames import decode, encode, initialize_reply
+
+    line, rest = read_first_frame()
+    try:
+        request = decode(line) if line.strip() else None
+    except (ValueError, RecursionError):
+        request = None
+    if not (isinstance(request, dict) and request.get("method") == "initialize"):
+        return False, (line + b"\n" + rest if line else rest)
+    reply = initialize_reply(request.get("id"), encode(loaded.initialize_result()))
+    data = memoryview((reply + "\n").encode("ascii"))
+    while data:
+        data = data[os.write(frames, data) :]
+    return True, rest
+
+
 def serve(manifest: dict[str, Any], frames: int) -> int:
-    import asyncio
+    """Start the plugin, then serve the daemon until it stops the plugin.
+
+    The checks of startup.py run first. Then, when on_start is not `async def`, nothing
+    more is needed to answer `initialize`: it is answered before asyncio and the SDK load
+    (most of a Python plugin's start). An `async def` on_start runs in the loop first."""
     import logging
-    from pathlib import Path
 
     try:
-        from .sdk_adapter import Session
-        from .startup import StartError, load, start
+        from .startup import StartError, load, prepare, start_in_the_loop
     except ImportError as error:
         return missing_dependency(error)
+    try:
+        loaded = load(manifest, plugin_root())
+        prepare(loaded)
+        answered, read_before = (
+            (False, b"") if loaded.starts_in_the_loop else answer_initialize_early(loaded, frames)
+        )
+    except StartError as error:
+        logging.getLogger(manifest["plugin"]["id"]).error("cannot start: %s", error)
+        return 1
+
+    import asyncio
+
+    from .sdk_adapter import Session
 
     async def run() -> int:
         loop = asyncio.get_running_loop()
         if hasattr(asyncio, "eager_task_factory"):  # Python 3.12+
             loop.set_task_factory(asyncio.eager_task_factory)
-        loaded = load(manifest, Path(plugin_root()))
         session = Session(loaded)
-        await start(loaded)
-        return await session.run(frames)
+        if answered:
+            session.handshake_is_done()
+        elif loaded.starts_in_the_loop:
+            await start_in_the_loop(loaded)
+        return await session.run(frames, read_before)
 
     try:
         return asyncio.run(run())

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
-import math
 import os
 import signal
 import stat
@@ -48,9 +46,9 @@ from nexo_plugin_sdk import (
     ToolNotFound,
 )
 from nexo_plugin_sdk.host import _STREAM_END, _StreamPending
-from nexo_plugin_sdk.wire import JSONRPC_VERSION, MAX_FRAME_BYTES
 
 from .api import InboundEvent, PluginContext
+from .frames import JSONRPC_VERSION, MAX_FRAME_BYTES, FrameError, decode, encode, initialize_reply
 
 if TYPE_CHECKING:
     from .startup import LoadedPlugin
@@ -67,35 +65,6 @@ STOP_GRACE_SECONDS = 5.0
 BackgroundTask = tuple[Callable[..., Awaitable[object]], tuple[object, ...], str, bool]
 # JSON-RPC error codes of the protocol itself (the tool errors come from the SDK).
 METHOD_NOT_FOUND, INVALID_PARAMS = -32601, -32602
-
-
-class FrameError(ValueError):
-    """A value cannot be sent as strict JSON."""
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text} is out of range")
-    return value
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-# Default separators and ASCII output: the bytes the SDK's own json.dumps would write.
-_encoder = json.JSONEncoder(allow_nan=False)
-
-
-def encode(value: Any) -> str:
-    """`value` as strict JSON text, or FrameError saying why it cannot be sent."""
-    try:
-        return _encoder.encode(value)
-    except (ValueError, TypeError, RecursionError) as error:
-        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise FrameError(f"not strict JSON: {reason}") from None
 
 
 def new_event_id() -> str:
@@ -256,7 +225,7 @@ class Session:
         self._output_open = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
-        self._waiting_background: list[BackgroundTask] = []
+        self._waiting_background = list(loaded.plugin._before_session)  # from on_start
         self._exit_code = 0
         self._stopped: asyncio.Future[int] = self._loop.create_future()
         self._initialize_result = encode(loaded.initialize_result())
@@ -272,20 +241,23 @@ class Session:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def run(self, frames_fd: int) -> int:
-        """Serve the daemon on stdin and `frames_fd` until the plugin stops; the exit code."""
+    async def run(self, frames_fd: int, read_before: bytes = b"") -> int:
+        """Serve the daemon on stdin and `frames_fd` until the plugin stops; the exit code.
+        `read_before`: what main.py already read from stdin, handled first."""
         loop = self._loop
         if stat.S_ISREG(os.fstat(frames_fd).st_mode):
             self._output = _FileOutput(self, frames_fd)
             self._output_closed = self._output.closed
         else:
-            self._output, protocol = await loop.connect_write_pipe(
+            self._output, output = await loop.connect_write_pipe(
                 lambda: _Output(self), os.fdopen(frames_fd, "wb", buffering=0)
             )
-            self._output_closed = protocol.closed
-        self._input, _ = await loop.connect_read_pipe(
+            self._output_closed = output.closed
+        self._input, reader = await loop.connect_read_pipe(
             lambda: _Input(self), os.fdopen(0, "rb", buffering=0, closefd=False)
         )
+        if read_before:
+            reader.data_received(read_before)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
         return await self._stopped
@@ -429,7 +401,7 @@ class Session:
         """One frame from the daemon. Nothing in it may stop the plugin: a frame that cannot
         be handled is logged and skipped, and the next one is served."""
         try:
-            frame = _decoder.decode(line.decode("utf-8"))
+            frame = decode(line)
         except (ValueError, RecursionError) as error:
             problem = "nested too deeply" if isinstance(error, RecursionError) else error
             log.warning("malformed frame skipped (%d bytes): %s", len(line), problem)
@@ -456,12 +428,13 @@ class Session:
             log.debug("notification %r ignored", method)
 
     def _on_initialize(self, frame: dict[str, Any]) -> None:
-        request_id = encode(frame.get("id"))
-        self._out.append(
-            f'{{"jsonrpc": "{JSONRPC_VERSION}", "id": {request_id}, '
-            f'"result": {self._initialize_result}}}'
-        )
+        self._out.append(initialize_reply(frame.get("id"), self._initialize_result))
         self._flush()
+        self.handshake_is_done()
+
+    def handshake_is_done(self) -> None:
+        """The daemon has (or is about to have) the initialize reply: background tasks may
+        publish soon."""
         if not self.handshake_done:
             self.handshake_done = True
             self._loop.call_later(HANDSHAKE_SETTLE_SECONDS, self._start_background)

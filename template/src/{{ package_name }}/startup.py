@@ -6,29 +6,44 @@ crash loop instead of a refused start. So, in order: handlers.py is imported, it
 have the right form, the manifest and the handlers agree (tools and configuration
 variables, both ways), the Config is read from the environment, and on_start succeeds.
 `bin/<id> --check` runs the same checks without the environment and on_start.
+
+Nothing here loads asyncio or the SDK: when on_start is a plain function (or missing),
+main.py answers `initialize` as soon as these checks pass, and loads them after.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import inspect
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-from nexo_plugin_sdk import ToolDef
+from importlib.machinery import PathFinder
 
 from . import config
 from .api import PluginContext
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Any
+
+    from nexo_plugin_sdk import ToolDef
+
+    Hook = Callable[..., Awaitable[Any]]
+
 # The daemon kills a plugin that has not answered `initialize` 5 s after its start.
 START_TIMEOUT_SECONDS = 4.0
-ASYNC_HOOKS = ("on_start", "on_event", "on_tool", "on_shutdown")
+ASYNC_HOOKS = ("on_event", "on_tool", "on_shutdown")
+CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without loading inspect
 
-Hook = Callable[..., Awaitable[Any]]
+
+def is_async(function: object) -> bool:
+    """An `async def` function (inspect.iscoroutinefunction, for the plain functions hooks
+    are; anything else asks inspect)."""
+    code = getattr(function, "__code__", None)
+    if code is not None and type(function).__name__ == "function":
+        return bool(code.co_flags & CO_COROUTINE)
+    import inspect
+
+    return inspect.iscoroutinefunction(function)
 
 
 class StartError(Exception):
@@ -39,22 +54,28 @@ class StartError(Exception):
         self.problems = problems
 
 
-@dataclass
 class LoadedPlugin:
     """handlers.py, checked against the manifest."""
 
-    plugin: PluginContext
-    manifest: dict[str, Any]
-    on_start: Hook | None = None
-    on_event: Hook | None = None
-    on_tool: Hook | None = None
-    on_shutdown: Hook | None = None
-    tools: list[ToolDef] = field(default_factory=list)
-    config_class: type | None = None
+    def __init__(self, plugin: PluginContext, manifest: dict[str, Any],
+                 config_class: type | None) -> None:  # fmt: skip
+        self.plugin = plugin
+        self.manifest = manifest
+        self.config_class = config_class
+        self.on_start: Callable[..., Any] | None = None
+        self.on_event: Hook | None = None
+        self.on_tool: Hook | None = None
+        self.on_shutdown: Hook | None = None
+        self.tools: list[ToolDef] = []
 
     @property
     def tool_names(self) -> frozenset[str]:
         return frozenset(tool.name for tool in self.tools)
+
+    @property
+    def starts_in_the_loop(self) -> bool:
+        """on_start is `async def`: asyncio must run before the plugin can answer."""
+        return self.on_start is not None and is_async(self.on_start)
 
     def initialize_result(self) -> dict[str, Any]:
         """The result of the `initialize` reply, as the SDK builds it."""
@@ -68,9 +89,15 @@ class LoadedPlugin:
         return result
 
 
-def load(manifest: dict[str, Any], root: Path) -> LoadedPlugin:
+def load(manifest: dict[str, Any], root: str) -> LoadedPlugin:
     """Import handlers.py and check it against the manifest; StartError lists every problem."""
     package = __name__.rsplit(".", 1)[0]
+    # The session loads the SDK after an early answer to initialize: it must be there.
+    if PathFinder.find_spec("nexo_plugin_sdk") is None:
+        raise StartError([
+            "the nexoai SDK (nexo_plugin_sdk) is not installed: in a checkout, install the "
+            "dependencies (`uv sync`); an installed plugin vendors it in lib/"
+        ])  # fmt: skip
     try:
         handlers = importlib.import_module(f"{package}.handlers")
     except Exception as error:
@@ -79,13 +106,16 @@ def load(manifest: dict[str, Any], root: Path) -> LoadedPlugin:
         plugin = PluginContext(manifest, root)
     except config.ConfigError as error:
         raise StartError(error.problems) from None
-    loaded = LoadedPlugin(plugin, manifest, config_class=getattr(handlers, "Config", None))
+    loaded = LoadedPlugin(plugin, manifest, getattr(handlers, "Config", None))
     problems = []
     for name in ASYNC_HOOKS:
         hook = getattr(handlers, name, None)
-        if hook is not None and not inspect.iscoroutinefunction(hook):
+        if hook is not None and not is_async(hook):
             problems.append(f"handlers.{name} must be an `async def` function")
         setattr(loaded, name, hook)
+    loaded.on_start = getattr(handlers, "on_start", None)
+    if loaded.on_start is not None and not callable(loaded.on_start):
+        problems.append("handlers.on_start must be a function")
     problems += _tool_problems(handlers, loaded)
     problems += _config_problems(loaded)
     if problems:
@@ -97,6 +127,8 @@ def _tool_problems(handlers: Any, loaded: LoadedPlugin) -> list[str]:
     declared = loaded.manifest["plugin"].get("extends", {}).get("tools", [])
     tools_hook = getattr(handlers, "tools", None)
     if tools_hook is not None:
+        from nexo_plugin_sdk import ToolDef
+
         try:
             loaded.tools = list(tools_hook(loaded.plugin))
         except Exception as error:
@@ -147,8 +179,9 @@ def _config_problems(loaded: LoadedPlugin) -> list[str]:
     return problems
 
 
-async def start(loaded: LoadedPlugin) -> None:
-    """Read the configuration and run on_start; StartError when the plugin cannot serve."""
+def prepare(loaded: LoadedPlugin) -> None:
+    """Read the configuration, and run on_start when it is a plain function; StartError
+    when the plugin cannot serve."""
     if loaded.config_class is not None:
         try:
             loaded.plugin.config = config.load(
@@ -156,12 +189,20 @@ async def start(loaded: LoadedPlugin) -> None:
             )
         except config.ConfigError as error:
             raise StartError(error.problems) from None
-    if loaded.on_start is None:
-        return
+    if loaded.on_start is not None and not loaded.starts_in_the_loop:
+        try:
+            loaded.on_start(loaded.plugin)
+        except Exception as error:
+            raise _start_failure(error) from None
+
+
+async def start_in_the_loop(loaded: LoadedPlugin) -> None:
+    """Run an `async def` on_start, within the time the daemon allows."""
+    import asyncio
+
+    assert loaded.on_start is not None
     try:
         await asyncio.wait_for(loaded.on_start(loaded.plugin), START_TIMEOUT_SECONDS)
-    except config.ConfigError as error:  # settings on_start found wrong, reported together
-        raise StartError(error.problems) from None
     except asyncio.TimeoutError:
         raise StartError(
             [
@@ -171,4 +212,10 @@ async def start(loaded: LoadedPlugin) -> None:
             ]
         ) from None
     except Exception as error:
-        raise StartError([f"on_start failed: {type(error).__name__}: {error}"]) from None
+        raise _start_failure(error) from None
+
+
+def _start_failure(error: Exception) -> StartError:
+    if isinstance(error, config.ConfigError):  # settings on_start found wrong, all together
+        return StartError(error.problems)
+    return StartError([f"on_start failed: {type(error).__name__}: {error}"])
