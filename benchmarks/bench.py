@@ -2,9 +2,10 @@
 
     python3 dev.py bench [--pairs N]
 
-Renders an echo plugin and a poller (which vendors httpx), packs them, installs them
-read-only the way the nexo installer does, and times them against references: the bare SDK
-plugin, the interpreter's own start, the same code installed with pip in a venv. Each
+Renders an echo plugin and an outbound adapter (which imports httpx before it answers),
+packs them, installs them read-only the way the nexo installer does, and times them against
+references: the bare SDK plugin, the interpreter's own start, the same code installed with
+pip in a venv. Each
 figure is taken in turn with its reference (A, B, A, B, ...): the table shows each side's
 median and the median of the per-pair ratios, so machine noise cancels. Both sides use the
 same real interpreter. Nothing here asserts: the targets are printed next to the ratios,
@@ -14,11 +15,12 @@ and every event a plugin publishes is checked to be strict JSON the daemon accep
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
 import platform
-import queue
+import selectors
 import shutil
 import statistics
 import subprocess
@@ -176,40 +178,47 @@ def round_trips(command: list[str], env: dict[str, str], count: int = 300) -> li
 
 
 def dropped_at(command: list[str], env: dict[str, str], rate: int, seconds: float = 1.0) -> int:
-    """Events a daemon feeding `rate` events per second would drop: it queues at most
-    DAEMON_QUEUE frames for the plugin, then drops."""
+    """Events a daemon feeding `rate` events per second would drop. Like the daemon, it
+    queues at most DAEMON_QUEUE frames for the plugin (plus the one being written) and drops
+    what comes beyond. One thread, non-blocking pipes, so that the host is never the limit."""
     process = started(command, env)
     assert process.stdin is not None
     assert process.stdout is not None
-    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=DAEMON_QUEUE)
-    total = int(rate * seconds)
-    lines = [event_line(index) for index in range(total)]
-
-    def feed_pipe() -> None:  # the daemon's writer task: queue -> the plugin's stdin
-        while (line := frames.get()) is not None:
-            process.stdin.write(line)  # type: ignore[union-attr]
-            process.stdin.flush()  # type: ignore[union-attr]
-
-    def drain() -> None:  # the daemon's reader
-        while process.stdout.readline():  # type: ignore[union-attr]
-            pass
-
-    threads = [threading.Thread(target=feed_pipe), threading.Thread(target=drain)]
-    for thread in threads:
-        thread.start()
-    dropped, begin = 0, time.perf_counter()
-    for index, line in enumerate(lines):
-        while time.perf_counter() < begin + index / rate:
-            pass
-        try:
-            frames.put_nowait(line)
-        except queue.Full:
-            dropped += 1
-    frames.put(None)
-    threads[0].join()
+    stdin, stdout = process.stdin.fileno(), process.stdout.fileno()
+    os.set_blocking(stdin, False)
+    os.set_blocking(stdout, False)
+    lines = [event_line(index) for index in range(int(rate * seconds))]
+    waiting: collections.deque[bytes] = collections.deque()  # the daemon's queue
+    writing = b""  # the rest of the frame the daemon's writer holds
+    dropped = offered = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(stdout, selectors.EVENT_READ)
+        begin = time.perf_counter()
+        while offered < len(lines) or waiting or writing:
+            due = min(len(lines), int((time.perf_counter() - begin) * rate) + 1)
+            for line in lines[offered:due]:
+                if len(waiting) < DAEMON_QUEUE:
+                    waiting.append(line)
+                else:
+                    dropped += 1
+            offered = max(offered, due)
+            if writing or waiting:
+                try:
+                    written = os.write(stdin, writing + b"".join(waiting))
+                except BlockingIOError:
+                    written = 0
+                written -= len(writing)
+                writing = writing[len(writing) + written :] if written < 0 else b""
+                while written > 0:
+                    frame = waiting.popleft()
+                    writing, written = frame[written:], written - len(frame)
+            if selector.select(timeout=min(1 / rate, 0.001)):
+                os.read(stdout, 1 << 20)
     process.stdin.close()
-    process.wait(timeout=60)
-    threads[1].join()
+    os.set_blocking(stdout, True)
+    while os.read(stdout, 1 << 20):
+        pass
+    process.wait(timeout=30)
     process.stdout.close()
     return dropped
 
@@ -286,15 +295,14 @@ def main(argv: list[str]) -> int:
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     work = Path(tempfile.mkdtemp(prefix="nexo-bench-"))
     _, echo = prepared(work, "bench_echo", "echo", python)
-    poller_project, poller = prepared(work, "bench_poll", "poller", python)
+    adapter_project, adapter = prepared(work, "bench_out", "outbound", python)
 
     env = {
         **os.environ,
         "BENCH_ECHO_PYTHON": python,
-        "BENCH_POLL_PYTHON": python,
-        "BENCH_POLL_FEED_URL": "http://127.0.0.1:9/",
-        "BENCH_POLL_POLL_SECONDS": "3600",
-        "BENCH_POLL_STATE_DIR": str(work / "state"),
+        "BENCH_OUT_PYTHON": python,
+        "BENCH_OUT_API_URL": "http://127.0.0.1:9/",
+        "BENCH_OUT_STATE_DIR": str(work / "state"),
         "XDG_CACHE_HOME": str(work / "cache"),
     }
     launcher = [str(echo / "bin" / "bench_echo")]
@@ -307,29 +315,29 @@ def main(argv: list[str]) -> int:
         str(bare_lib),
         str(echo / "nexo-plugin.toml"),
     ]
-    # The poller's code installed with pip in a venv: the runtime packages uv.lock pins, and
+    # The adapter's code installed with pip in a venv: the runtime packages uv.lock pins, and
     # its source with bytecode written on first import.
     venv = work / "pip-venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     exported = uv(
-        "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", cwd=poller_project
+        "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", cwd=adapter_project
     )
-    (work / "poll-requirements.txt").write_text(exported.stdout)
+    (work / "adapter-requirements.txt").write_text(exported.stdout)
     subprocess.run(
-        [str(venv / "bin/pip"), "install", "-q", "-r", str(work / "poll-requirements.txt")],
+        [str(venv / "bin/pip"), "install", "-q", "-r", str(work / "adapter-requirements.txt")],
         check=True,
     )
     checkout = shutil.copytree(
-        poller_project, work / "poll-checkout", ignore=shutil.ignore_patterns(".venv", ".git")
+        adapter_project, work / "adapter-checkout", ignore=shutil.ignore_patterns(".venv", ".git")
     )
-    pip_poller = [str(checkout / "bin" / "bench_poll")]
-    pip_env = {**env, "BENCH_POLL_PYTHON": str(venv / "bin/python")}
-    installed_poller = [str(poller / "bin" / "bench_poll")]
+    pip_adapter = [str(checkout / "bin" / "bench_out")]
+    pip_env = {**env, "BENCH_OUT_PYTHON": str(venv / "bin/python")}
+    installed_adapter = [str(adapter / "bin" / "bench_out")]
     caches = iter(range(1000))
 
     def first_start() -> float:  # an empty bytecode cache, as right after installing
         return time_initialize(
-            installed_poller, {**env, "XDG_CACHE_HOME": str(work / f"cold-{next(caches)}")}
+            installed_adapter, {**env, "XDG_CACHE_HOME": str(work / f"cold-{next(caches)}")}
         )
 
     latencies: dict[str, list[float]] = {"plugin": [], "bare": []}
@@ -360,19 +368,19 @@ def main(argv: list[str]) -> int:
             args.pairs,
         ),
         paired(
-            "spawn to initialize, httpx poller installed: 2nd+ start vs pip venv",
+            "spawn to initialize, httpx adapter installed: 2nd+ start vs pip venv",
             "<= 1.00",
             "ms",
-            lambda: time_initialize(installed_poller, env),
-            lambda: time_initialize(pip_poller, pip_env),
+            lambda: time_initialize(installed_adapter, env),
+            lambda: time_initialize(pip_adapter, pip_env),
             args.pairs,
         ),
         paired(
-            "spawn to initialize, httpx poller installed: 1st start vs pip venv",
+            "spawn to initialize, httpx adapter installed: 1st start vs pip venv",
             "<= 1.30",
             "ms",
             first_start,
-            lambda: time_initialize(pip_poller, pip_env),
+            lambda: time_initialize(pip_adapter, pip_env),
             args.pairs,
         ),
         paired(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
@@ -30,6 +31,24 @@ def find_python(version: str) -> str | None:
         if probe.returncode == 0:
             return probe.stdout.strip()
     return None
+
+
+# The CPython minors the template supports (copier.yml's python_min choices).
+SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13", "3.14"]
+
+
+@functools.cache
+def interpreters() -> dict[str, str]:
+    """{version: path} of the supported CPythons this machine has."""
+    found = {version: find_python(version) for version in SUPPORTED_PYTHONS}
+    return {version: path for version, path in found.items() if path}
+
+
+def path_with_interpreters() -> str:
+    """PATH with each supported CPython's folder first, ahead of version-manager shims, so
+    that `uv python find` (the pack's bytecode compilers) sees every one of them."""
+    folders = [str(Path(path).parent) for path in interpreters().values()]
+    return os.pathsep.join([*folders, os.environ["PATH"]])
 
 
 def uv(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ longest id; one render cannot run at all here (Python 3.14) and is checked stati
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,12 @@ class Project:
     def plugin_id(self) -> str:
         plugin_id: str = self.answers["plugin_id"]
         return plugin_id
+
+    @property
+    def python_version(self) -> str:
+        """The minor version of the project's environment, such as "3.10"."""
+        probe = [self.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
+        return subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
 
     @property
     def shape(self) -> str:

@@ -8,17 +8,20 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from environments import path_with_interpreters
+
 EPOCH = "1700000000"
 
 
 def pack(project: Path, out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """scripts/pack_tarball.py of `project`, run in its own environment."""
+    """scripts/pack_tarball.py of `project`, run in its own environment, with every CPython
+    of this machine at hand to compile bytecode with."""
     return subprocess.run(
         [str(project / ".venv/bin/python"), "scripts/pack_tarball.py", "--out", str(out), *args],
         cwd=project,
         capture_output=True,
         text=True,
-        env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH, **env},
+        env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "PATH": path_with_interpreters(), **env},
         timeout=900,
     )
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import shutil
 import tarfile
 from pathlib import Path
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from environments import SUPPORTED_PYTHONS, interpreters
 from projects import Project
+from releases import pack
+from scripted_host import INIT, ScriptedHost
 
 BLOCK = 512
 
@@ -63,7 +68,6 @@ def test_archive_layout(project: Project, tarballs: list[Path]) -> None:
     modes = {path.rstrip("/"): mode for path, _, mode in members}
     assert modes[f"bin/{project.plugin_id}"] == 0o755
     assert modes["lib"] == 0o755
-    assert not [path for path in paths if "__pycache__" in path or path.endswith(".pyc")]
     shared = {
         path.split("/")[1] for path in paths if path.startswith("lib/") and path.count("/") > 1
     }
@@ -79,6 +83,71 @@ def test_archive_layout(project: Project, tarballs: list[Path]) -> None:
     else:
         assert not any(name.startswith("tomli") for name in shared | alone)
     assert all(int(version.split(".")[1]) >= minimum for version in versions)
+
+
+def test_bytecode_is_shipped_for_every_python_the_pack_found(
+    project: Project, tarballs: list[Path]
+) -> None:
+    (tarball,) = tarballs
+    paths = {path.rstrip("/") for path, _, _ in ustar_members(tarball)}
+    minimum = int(project.answers["python_min"].split(".")[1])
+    tags = set()
+    for path in (path for path in paths if path.endswith(".pyc")):
+        folder, pycache, name = path.rsplit("/", 2)
+        stem, tag, _ = name.split(".")
+        assert pycache == "__pycache__", path
+        assert f"{folder}/{stem}.py" in paths, f"{path} has no source beside it"
+        tags.add(tag)
+    wanted = {
+        f"cpython-3{version.split('.')[1]}"
+        for version in interpreters()
+        if int(version.split(".")[1]) >= minimum
+    }
+    assert tags == wanted
+    for tag in wanted:
+        assert f"lib/{project.plugin_id}/__pycache__/main.{tag}.pyc" in paths, tag
+
+
+def test_shipped_bytecode_is_what_each_python_loads(
+    project: Project, installed: Path, tmp_path: Path
+) -> None:
+    """No compiling at start, even the first: nothing reaches the user's bytecode cache."""
+    minimum = int(project.answers["python_min"].split(".")[1])
+    for version, python in interpreters().items():
+        if int(version.split(".")[1]) < minimum:
+            continue
+        cache = tmp_path / version
+        env = {
+            **os.environ,
+            **project.start_env(tmp_path),
+            f"{project.env_prefix}_PYTHON": python,
+            "XDG_CACHE_HOME": str(cache),
+        }
+        with ScriptedHost([str(installed / "bin" / project.plugin_id)], tmp_path, env) as host:
+            assert host.call(INIT)["id"] == 1
+            host.send({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+            host.rest()
+            assert host.exit_code() == 0, host.stderr_text()
+        compiled = [path.name for path in cache.rglob("*.pyc")]
+        assert compiled == [], f"Python {version} compiled {compiled} at start"
+
+
+def test_a_release_pack_refuses_without_every_python_to_compile_with(
+    project: Project, tmp_path: Path
+) -> None:
+    """--bytecode all (the release workflow's) names every missing CPython and the fix."""
+    tools = tmp_path / "bin"  # git, and no interpreter but the project's own
+    tools.mkdir()
+    (tools / "git").symlink_to(shutil.which("git") or "git")
+    env = {"PATH": str(tools), "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-managed-pythons")}
+    run = pack(project.path, tmp_path / "dist", "--bytecode", "all", **env)
+    assert run.returncode == 1
+    own = project.python_version
+    minimum = int(project.answers["python_min"].split(".")[1])
+    missing = [v for v in SUPPORTED_PYTHONS if int(v.split(".")[1]) >= minimum and v != own]
+    assert f"no CPython {', '.join(missing)} here to compile bytecode with" in run.stderr
+    assert f"`uv python install {' '.join(missing)}`" in run.stderr
+    assert not (tmp_path / "dist").exists()
 
 
 def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(tarballs: list[Path]) -> None:

@@ -3,6 +3,8 @@
     python scripts/pack_tarball.py [--out DIR]          build into dist/ (or DIR)
     python scripts/pack_tarball.py --check-reproducible  also pack a second time and compare
     python scripts/pack_tarball.py --check-tag vX.Y.Z   fail unless the tag is v + the version
+    python scripts/pack_tarball.py --bytecode all       fail unless every supported CPython
+                                                        is here to compile bytecode with
 
 Run it in the project's environment (`uv run python scripts/pack_tarball.py`, or
 .venv/bin/python): it needs uv and packaging, both in the dev dependency group. Follows the
@@ -15,6 +17,10 @@ template. What it builds, and why, is told once in the README ("Release"): in sh
   NEWEST_PYTHON. lib/ holds what all versions share, lib/python3.X/ what one needs alone;
 - one `noarch` tarball when every locked runtime dependency has a pure-Python wheel, else one
   per installer target (`<id>-<version>-<target>.tar.gz`, with lib/TARGET naming it);
+- bytecode for each of those CPythons it finds an interpreter for (`--bytecode`), so that
+  the installed plugin compiles nothing, not even on its first start: `__pycache__/` beside
+  the sources, unchecked-hash pycs (PEP 552; an installed release never changes), built with
+  a fixed hash seed so that they are reproducible;
 - beside each: `.sha256` (the installer's checksum) and `.cdx.json` (a CycloneDX SBOM of
   what it vendors);
 - entries sorted, owned by 0:0, dated SOURCE_DATE_EPOCH (default: the last commit's time),
@@ -222,7 +228,12 @@ def locked_requirements(root: Path, problems: list[str]) -> list[Locked]:
         problems.append("uv.lock is not committed: commit it, the release must be reproducible")
     uv = uv_command()
     try:
-        check = subprocess.run([uv, "lock", "--check", "--offline"], cwd=root, capture_output=True)
+        # This interpreter, rather than one uv would look for (a version manager's shim may
+        # stand in the way): the lock does not depend on which one checks it.
+        check = subprocess.run(
+            [uv, "lock", "--check", "--offline", "--python", sys.executable],
+            cwd=root, capture_output=True,
+        )  # fmt: skip
     except OSError:
         problems.append("packing needs uv: install the dev dependencies (`uv sync`)")
         return []
@@ -374,6 +385,80 @@ def python_versions(pyproject: dict[str, Any]) -> list[tuple[int, int]]:
     return [(3, minor) for minor in range(int(match.group(1)), NEWEST_PYTHON[1] + 1)]
 
 
+def interpreters(
+    pythons: list[tuple[int, int]], policy: str, problems: list[str]
+) -> dict[tuple[int, int], str]:
+    """{version: path} of the CPythons to compile bytecode with: the one running this script,
+    and those `uv python find` knows. The missing ones are a problem with `--bytecode all`,
+    a note with `available` (there the plugin compiles them into the user's cache instead)."""
+    if policy == "none":
+        return {}
+    found, missing = {}, []
+    for python in pythons:
+        version = f"{python[0]}.{python[1]}"
+        if sys.implementation.name == "cpython" and sys.version_info[:2] == python:
+            found[python] = sys.executable
+            continue
+        run = subprocess.run(
+            [uv_command(), "python", "find", "--no-project", f"cpython@{version}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if run.returncode == 0 and run.stdout.strip():
+            found[python] = run.stdout.strip()
+        else:
+            missing.append(version)
+    if missing and policy == "all":
+        problems.append(
+            f"no CPython {', '.join(missing)} here to compile bytecode with: install "
+            f"{'it' if len(missing) == 1 else 'them'} (`uv python install {' '.join(missing)}`), "
+            "or pack with --bytecode available"
+        )
+    elif missing:
+        print(
+            f"pack_tarball: no bytecode for CPython {', '.join(missing)} (no interpreter found; "
+            f"`uv python install {' '.join(missing)}` adds it): there the installed plugin "
+            "compiles its code on the first start, into the user's cache",
+            file=sys.stderr,
+        )
+    return found
+
+
+def compile_bytecode(build: Build, found: dict[tuple[int, int], str], scratch: Path) -> None:
+    """Add the pycs each interpreter in `found` makes of the .py files it would import: lib/
+    and the lib/python3.X/ folder the launcher picks for it."""
+    sources = {
+        name: data
+        for name, (data, _) in build.entries.items()
+        if name.startswith(f"{VENDOR_DIR}/") and name.endswith(".py")
+    }
+    per_python = {
+        name.split("/")[1] for name in sources if re.match(rf"{VENDOR_DIR}/python3\.\d+/", name)
+    }
+    # No PYTHON* setting may change the output (a cache prefix, optimisation); a fixed hash
+    # seed keeps the order of set constants, and so the bytes, the same from run to run.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["PYTHONHASHSEED"] = "0"
+    for python, interpreter in found.items():
+        versions = [name for name in per_python if (3, int(name.split(".")[1])) <= python]
+        chosen = max(versions, key=lambda name: int(name.split(".")[1]), default=None)
+        tree = scratch / f"bytecode-{build.target}-{python[0]}.{python[1]}"
+        for name, data in sources.items():
+            folder = name.split("/")[1]
+            if folder in per_python and folder != chosen:
+                continue
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            (tree / name).write_bytes(data)
+        # A file this version cannot compile gets no pyc (-qq): importing it fails as it would.
+        # -S: the standard library is all it needs, and no site hook (a coverage tracer) runs.
+        subprocess.run(
+            [interpreter, "-S", "-m", "compileall", "-qq", "--invalidation-mode",
+             "unchecked-hash", VENDOR_DIR],
+            cwd=tree, env=env, capture_output=True,
+        )  # fmt: skip
+        for compiled in sorted((tree / VENDOR_DIR).rglob("*.pyc")):
+            build.entries[compiled.relative_to(tree).as_posix()] = (compiled.read_bytes(), 0o644)
+
+
 def layout(build: Build, sets: dict[tuple[int, int], dict[str, Dist]]) -> None:
     """lib/ for the distributions every Python shares byte for byte, lib/python3.X/ for the
     rest. A distribution stays whole in one folder: a package split across two folders on
@@ -411,10 +496,14 @@ def noarch_problems(sets: dict[tuple[int, int], dict[str, Dist]]) -> list[str]:
 
 def limit_problems(entries: dict[str, tuple[bytes, int]]) -> list[str]:
     problems = []
+    compiled = sum(name.endswith(".pyc") for name in entries)
+    bytecode = f" ({compiled} of them bytecode: --bytecode none leaves it out)" if compiled else ""
     if len(entries) > MAX_ENTRIES:
-        problems.append(f"{len(entries)} files; the nexo installer accepts at most {MAX_ENTRIES}")
+        problems.append(
+            f"{len(entries)} files{bytecode}; the nexo installer accepts at most {MAX_ENTRIES}"
+        )
     if sum(len(data) for data, _ in entries.values()) > MAX_UNPACKED:
-        problems.append("the unpacked plugin exceeds the installer's 250 MiB limit")
+        problems.append(f"the unpacked plugin exceeds the installer's 250 MiB limit{bytecode}")
     for name, (data, _) in sorted(entries.items()):
         if len(data) > MAX_ENTRY_SIZE:
             problems.append(f"{name} is over 100 MiB, more than the installer takes for one file")
@@ -507,7 +596,7 @@ def source_date_epoch(root: Path, problems: list[str]) -> int:
     return int(stamp) if run.returncode == 0 and stamp.isdigit() else FALLBACK_EPOCH
 
 
-def pack(root: Path, out: Path) -> list[Path]:
+def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
     """Write every tarball and its sidecars; on any problem, write none of them."""
     problems: list[str] = []
     try:
@@ -519,6 +608,7 @@ def pack(root: Path, out: Path) -> list[Path]:
     pythons = python_versions(load(root / "pyproject.toml"))
     locked = locked_requirements(root, problems)
     epoch = source_date_epoch(root, problems)
+    compilers = interpreters(pythons, bytecode, problems)
     if problems:
         raise PackError(problems)
 
@@ -544,6 +634,7 @@ def pack(root: Path, out: Path) -> list[Path]:
             for name in set(build.entries) & set(project):
                 problems.append(f"{name}: a dependency and the plugin's package both have it")
             build.entries.update(project)
+            compile_bytecode(build, compilers, Path(scratch))
             problems += limit_problems(build.entries)
     problems += [
         f"uv cannot install the locked dependencies for {', '.join(where)} (a wheel missing "
@@ -590,15 +681,22 @@ def main(argv: list[str]) -> int:
         "--check-reproducible", action="store_true", help="pack twice, fail if the bytes differ"
     )
     parser.add_argument("--check-tag", metavar="TAG", help="only check TAG against the version")
+    parser.add_argument(
+        "--bytecode",
+        choices=["available", "all", "none"],
+        default="available",
+        help="compile for the supported CPythons found here (default), all of them, or none",
+    )
     args = parser.parse_args(argv)
     try:
         if args.check_tag is not None:
             check_tag(PROJECT_ROOT, args.check_tag)
             return 0
-        tarballs = pack(PROJECT_ROOT, args.out)
+        tarballs = pack(PROJECT_ROOT, args.out, args.bytecode)
         if args.check_reproducible:
             with tempfile.TemporaryDirectory(prefix="nexo-repack-") as again:
-                for first, second in zip(tarballs, pack(PROJECT_ROOT, Path(again)), strict=True):
+                again_tarballs = pack(PROJECT_ROOT, Path(again), args.bytecode)
+                for first, second in zip(tarballs, again_tarballs, strict=True):
                     if first.read_bytes() != second.read_bytes():
                         raise PackError([
                             f"packing twice gave different bytes for {first.name}: something "

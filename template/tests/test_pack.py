@@ -5,6 +5,7 @@ depends on what the plugin does with an event."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -67,6 +68,12 @@ def tarballs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return sorted(out.glob("*.tar.gz"))
 
 
+def bytecode_of_a_source(name: str, names: list[str]) -> bool:
+    """`name` is <folder>/__pycache__/<module>.cpython-3X.pyc beside <folder>/<module>.py."""
+    match = re.fullmatch(r"(.+)/__pycache__/([^/.]+)\.cpython-3\d+\.pyc", name)
+    return match is not None and f"{match[1]}/{match[2]}.py" in names
+
+
 def installer_problems(tarball: Path, plugin_id: str) -> list[str]:
     """What `nexo plugin install` would refuse in this tarball."""
     problems = []
@@ -95,7 +102,9 @@ def installer_problems(tarball: Path, plugin_id: str) -> list[str]:
         wanted = {0o755} if member.isdir() else {0o644, 0o755}
         if member.mode not in wanted:
             problems.append(f"{member.name} has mode {oct(member.mode)}")
-        if "__pycache__" in parts or member.name.endswith(".pyc") or parts[0] == "tests":
+        if parts[0] == "tests" or (member.name.endswith(".pyc") and not bytecode_of_a_source(
+            member.name, names
+        )):  # fmt: skip
             problems.append(f"{member.name} does not belong in a release")
         if parts[-1] == "nexo-plugin.toml" and member.name != "nexo-plugin.toml":
             problems.append(f"second manifest {member.name}")
@@ -157,21 +166,29 @@ def test_each_tarball_has_an_sbom_of_what_it_vendors(tarballs: list[Path]) -> No
         assert all(component["hashes"] for component in document["components"])
 
 
-@pytest.fixture
-def installed(tarballs: list[Path], tmp_path: Path) -> Iterator[Path]:
+def install(tarballs: list[Path], folder: Path) -> Path:
     """The tarball for this machine, extracted like the installer does, then made read-only."""
     (tarball,) = [
         t for t in tarballs if t.name.endswith(("-noarch.tar.gz", f"-{THIS_TARGET}.tar.gz"))
     ]
-    folder = tmp_path / "plugins" / read_manifest()["plugin"]["id"]
     folder.mkdir(parents=True)
     with tarfile.open(tarball, "r:gz") as archive:
         archive.extractall(folder, filter="tar" if hasattr(tarfile, "tar_filter") else None)
     for path in [folder, *folder.rglob("*")]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    yield folder
+    return folder
+
+
+def make_writable(folder: Path) -> None:
     for path in [folder, *folder.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+@pytest.fixture
+def installed(tarballs: list[Path], tmp_path: Path) -> Iterator[Path]:
+    folder = install(tarballs, tmp_path / "plugins" / read_manifest()["plugin"]["id"])
+    yield folder
+    make_writable(folder)
 
 
 def hostile_environment(tmp_path: Path) -> dict[str, str]:
@@ -225,16 +242,50 @@ def test_installed_plugin_runs_read_only_under_a_hostile_environment(
     assert snapshot(installed) == before, "the plugin wrote into its installed folder"
 
 
-def test_installed_plugin_keeps_its_bytecode_in_the_user_cache(
+def start_and_stop(folder: Path, env: dict[str, str]) -> None:
+    with PluginHost([str(folder / "bin" / read_manifest()["plugin"]["id"])], env=env) as host:
+        host.initialize()
+        assert host.request("shutdown")["result"] == {"ok": True}
+        assert host.wait() == 0, host.log()
+
+
+def test_installed_plugin_loads_the_bytecode_it_ships(
     installed: Path, tmp_path: Path, plugin_env: dict[str, str]
 ) -> None:
-    env = {**hostile_environment(tmp_path), **plugin_env}
-    with PluginHost([str(installed / "bin" / read_manifest()["plugin"]["id"])], env=env) as host:
-        host.initialize()
+    """pack_tarball.py compiled for this Python: nothing is compiled at start, even the first."""
+    lib = installed / "lib"
+    shipped = list(lib.rglob(f"*.{sys.implementation.cache_tag}.pyc"))
+    names = {path.relative_to(lib).as_posix() for path in shipped}
+    plugin_id = read_manifest()["plugin"]["id"]
+    tag = sys.implementation.cache_tag
+    for module in (f"{plugin_id}/__pycache__/main", "nexo_plugin_sdk/__pycache__/__init__"):
+        assert f"{module}.{tag}.pyc" in names
+    for compiled in shipped:
+        source = compiled.parent.parent / f"{compiled.name.split('.')[0]}.py"
+        header = compiled.read_bytes()[:16]
+        # PEP 552: this Python's magic number, unchecked hash-based, the source's hash.
+        assert header[:4] == importlib.util.MAGIC_NUMBER, compiled
+        assert header[4:8] == b"\1\0\0\0", compiled
+        assert header[8:] == importlib.util.source_hash(source.read_bytes()), compiled
+    start_and_stop(installed, {**hostile_environment(tmp_path), **plugin_env})
+    assert list((tmp_path / "cache").rglob("*.pyc")) == []
+
+
+def test_without_shipped_bytecode_the_user_cache_serves(
+    tmp_path: Path, plugin_env: dict[str, str]
+) -> None:
+    run = run_pack(PROJECT_ROOT, "--bytecode", "none", "--out", str(tmp_path / "dist"))
+    assert run.returncode == 0, run.stderr
+    folder = install(sorted((tmp_path / "dist").glob("*.tar.gz")), tmp_path / "plugin")
+    try:
+        assert list(folder.rglob("*.pyc")) == []
+        start_and_stop(folder, {**hostile_environment(tmp_path), **plugin_env})
+    finally:
+        make_writable(folder)
     cache = tmp_path / "cache" / "nexo" / "bytecode"
     compiled = {path.name.split(".")[0] for path in cache.rglob("*.pyc")}
     assert {"main", "sdk_adapter", "handlers", "adapter"} <= compiled
-    assert all(str(installed) in str(path) for path in cache.rglob("*.pyc"))
+    assert all(str(folder) in str(path) for path in cache.rglob("*.pyc"))
     assert oct(cache.stat().st_mode & 0o777) == "0o700"
 
 
@@ -252,16 +303,16 @@ def test_installed_print_manifest_is_verbatim(installed: Path, tmp_path: Path) -
         assert run.stdout == (installed / "nexo-plugin.toml").read_bytes()
 
 
-def test_pack_is_reproducible(tmp_path: Path) -> None:
-    digests = []
-    for index, mtime in enumerate((1_000_000_000, 1_600_000_000)):
-        project = project_copy(tmp_path / f"copy{index}")
-        for path in project.rglob("*"):
-            os.utime(path, (mtime, mtime), follow_symlinks=False)
-        run = run_pack(project)
-        assert run.returncode == 0, run.stderr
-        digests.append({p.name: p.read_bytes() for p in (project / "dist").iterdir()})
-    assert digests[0] == digests[1]
+def test_pack_is_reproducible(tarballs: list[Path], tmp_path: Path) -> None:
+    """Another checkout, other file times, another process: the same bytes."""
+    project = project_copy(tmp_path / "copy")
+    for path in project.rglob("*"):
+        os.utime(path, (1_000_000_000, 1_000_000_000), follow_symlinks=False)
+    run = run_pack(project)
+    assert run.returncode == 0, run.stderr
+    packed = {path.name: path.read_bytes() for path in (project / "dist").iterdir()}
+    first = tarballs[0].parent
+    assert packed == {path.name: path.read_bytes() for path in first.iterdir()}
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
-"""Compiled bytecode for the installed plugin, kept in the user's cache, not in its folder.
+"""Compiled bytecode for the installed plugin, never written into its folder.
 
 This file follows the template. An installed plugin runs `python3 -I -S -B`, so it never
 writes into its folder, which may be read-only and belongs to the operator. Without
-bytecode, though, every start compiles all the vendored code again (the cost is in
-benchmarks/RESULTS.md). So the vendored folders get a loader that keeps their compiled
-modules under `$XDG_CACHE_HOME/nexo/bytecode/` (default `~/.cache/nexo/bytecode/`), at the
-mirror of their path, in folders only the user can read (0700). From the second start on,
-they load from there. The standard library keeps its own bytecode; where the cache cannot
-be written, modules are compiled in memory as before.
+bytecode, though, every start would compile all the vendored code again (the cost is in
+the template's benchmarks/RESULTS.md). So:
+
+- the release tarball ships bytecode for each CPython it was packed with
+  (scripts/pack_tarball.py), in the usual `__pycache__/`: Python's own loader uses it;
+- for any other CPython, the vendored folders get a loader that keeps compiled modules
+  under `$XDG_CACHE_HOME/nexo/bytecode/` (default `~/.cache/nexo/bytecode/`), at the mirror
+  of their path, in folders only the user can read (0700): from the second start on, they
+  load from there. Where the cache cannot be written, modules compile in memory.
 
 Cached files are checked like Python's own (PEP 552, by the source's mtime and size): a
 release carries the time of its commit, so an upgrade in place invalidates them.
@@ -33,6 +36,8 @@ class CachedSourceLoader(machinery.SourceFileLoader):
 
     def get_code(self, fullname: str):  # type: ignore[no-untyped-def]
         source_path = self.get_filename(fullname)
+        if os.path.exists(util.cache_from_source(source_path)):  # shipped in the tarball
+            return super().get_code(fullname)
         cached = f"{self.root}{os.path.abspath(source_path)}.{sys.implementation.cache_tag}.pyc"
         stat = os.stat(source_path)
         stamp = (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
