@@ -19,8 +19,9 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def render(dst: Path, **data: Any) -> Path:
-    """Render the working tree (committed or not) of this template into dst."""
+def render(dst: Path, *, pretend: bool = False, **data: Any) -> Path:
+    """Render the working tree (committed or not) of this template into dst; with
+    `pretend`, only validate the answers (copier raises ValueError for a refused one)."""
     copier.run_copy(
         str(TEMPLATE_ROOT),
         dst,
@@ -28,6 +29,7 @@ def render(dst: Path, **data: Any) -> Path:
         defaults=True,
         vcs_ref="HEAD",
         unsafe=False,
+        pretend=pretend,
         quiet=True,
     )
     return dst

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
 from git_repos import template_copy
@@ -23,15 +22,7 @@ def validation_error(tmp_path: Path, **data: object) -> str | None:
     """copier's validation message for these answers, or None when they are accepted."""
     dst = tmp_path / "dst"
     try:
-        copier.run_copy(
-            str(TEMPLATE_ROOT),
-            dst,
-            data=data,
-            defaults=True,
-            vcs_ref="HEAD",
-            pretend=True,
-            quiet=True,
-        )
+        render(dst, pretend=True, **data)
     except ValueError as error:
         assert not dst.exists(), "a refused answer must leave nothing behind"
         return str(error)
