@@ -26,12 +26,22 @@ THIS_TARGET = {
 NEWEST = ["3.14", "3.13"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run every test of one project on the same xdist worker, which renders it once."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run every test of one project on the same xdist worker, which renders it once; a test
+    marked `shape("poller")` runs only for the projects of that shape."""
+    kept, deselected = [], []
     for item in items:
         case = getattr(item, "callspec", None) and item.callspec.params.get("project")
+        shape = item.get_closest_marker("shape")
+        if case and shape and MATRIX[case].shape != shape.args[0]:
+            deselected.append(item)
+            continue
         if case:
             item.add_marker(pytest.mark.xdist_group(case))
+        kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 # NEXO_TEMPLATE_CASES=echo,tool narrows a run to some entries of the matrix while working.

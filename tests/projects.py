@@ -24,6 +24,11 @@ class Case:
     answers: dict[str, Any]
     python: str  # the interpreter of the project's environment ("newest": 3.14, else 3.13)
 
+    @property
+    def shape(self) -> str:
+        shape: str = self.answers.get("plugin_shape", "echo")
+        return shape
+
 
 MATRIX: dict[str, Case] = {
     "echo": Case({"plugin_id": "echo_plugin"}, "3.10"),
@@ -90,8 +95,7 @@ class Project:
 
     @property
     def shape(self) -> str:
-        shape: str = self.answers.get("plugin_shape", "echo")
-        return shape
+        return MATRIX[self.case].shape
 
     @property
     def package(self) -> Path:

@@ -36,13 +36,8 @@ def stop(host: ScriptedHost) -> None:
     assert host.exit_code() == 0
 
 
-def only(project: Project, shape: str) -> None:
-    if project.shape != shape:
-        pytest.skip(f"a {shape} plugin's behaviour; this one is a {project.shape}")
-
-
+@pytest.mark.shape("echo")
 def test_an_echo_plugin_echoes(project: Project, installed: Path, tmp_path: Path) -> None:
-    only(project, "echo")
     topic = f"plugin.outbound.{project.kind}.room"
     event = {"id": "x", "topic": topic, "source": "agent", "session_id": "s", "payload": {"n": 1}}
     with start(project, installed, tmp_path) as host:
@@ -57,10 +52,10 @@ def test_an_echo_plugin_echoes(project: Project, installed: Path, tmp_path: Path
     assert params["event"]["payload"]["echoed_payload"] == {"n": 1}
 
 
+@pytest.mark.shape("poller")
 def test_a_poller_publishes_new_items_once_across_restarts(
     project: Project, installed: Path, tmp_path: Path
 ) -> None:
-    only(project, "poller")
     items = [{"id": 1, "title": "one"}, {"id": 2, "title": "two"}]
     with ScriptedServer() as feed:
         feed.answers["/feed"] = (200, {"items": items})
@@ -82,10 +77,10 @@ def test_a_poller_publishes_new_items_once_across_restarts(
             stop(host)
 
 
+@pytest.mark.shape("webhook")
 def test_a_webhook_request_becomes_an_event(
     project: Project, installed: Path, tmp_path: Path
 ) -> None:
-    only(project, "webhook")
     with start(project, installed, tmp_path) as host:
         host.call(INIT)
         found = host.logged(rb"listening on (http://[^\s,]+)")
@@ -107,11 +102,11 @@ def test_a_webhook_request_becomes_an_event(
     refused.value.close()
 
 
+@pytest.mark.shape("outbound")
 @pytest.mark.parametrize(("status", "delivered"), [(200, "delivered"), (503, "failed")])
 def test_an_outbound_event_is_delivered_and_reported(
     project: Project, installed: Path, tmp_path: Path, status: int, delivered: str
 ) -> None:
-    only(project, "outbound")
     topic = f"plugin.outbound.{project.kind}"
     event = {
         "id": "e-1",
@@ -146,11 +141,11 @@ def test_an_outbound_event_is_delivered_and_reported(
     )
 
 
+@pytest.mark.shape("tool")
 @pytest.mark.parametrize("host_answers", ["answers", "errors", "is-silent"])
 def test_a_tool_answers_with_the_host_s_memory_and_llm(
     project: Project, installed: Path, tmp_path: Path, host_answers: str
 ) -> None:
-    only(project, "tool")
     call = {
         "jsonrpc": "2.0",
         "id": 5,
