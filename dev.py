@@ -4,6 +4,7 @@
     python3 dev.py demo   render a plugin with default answers and drive its handshake
     python3 dev.py test   run the template's whole test suite (extra arguments go to pytest)
     python3 dev.py bench  measure a generated plugin against the floors (benchmarks/)
+    python3 dev.py hashes refresh template/runtime/FILES.sha256 after changing the runtime
 
 Each first brings .venv/ to exactly what uv.lock pins for the dev dependency group of
 pyproject.toml, with uv, which pip installs into .venv on first use.
@@ -23,6 +24,7 @@ COMMANDS = {
     "demo": [str(BIN / "python"), str(ROOT / "tools" / "demo.py")],
     "test": [str(BIN / "pytest")],
     "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "bench.py")],
+    "hashes": [str(BIN / "python"), str(ROOT / "tools" / "runtime_hashes.py")],
 }
 
 

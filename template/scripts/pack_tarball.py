@@ -136,11 +136,27 @@ def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True)
 
 
+RUNTIME_SOURCE = "runtime/src/"
+RUNTIME_PACKAGE = "nexo_plugin_runtime"
+# Parts of the runtime for the project, not the installed plugin: its tests' host.
+RUNTIME_DEV_ONLY = (f"{RUNTIME_SOURCE}{RUNTIME_PACKAGE}/testing/",)
+
+
+def archive_name(name: str) -> str:
+    """Where a tracked file goes in the tarball: the two packages under lib/."""
+    for source in ("src/", RUNTIME_SOURCE):
+        if name.startswith(source):
+            return f"{VENDOR_DIR}/{name[len(source) :]}"
+    return name
+
+
 def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, tuple[bytes, int]]:
-    """{archive path: (bytes, mode)} of the files git tracks that the tarball carries."""
+    """{archive path: (bytes, mode)} of the files git tracks that the tarball carries: the
+    manifest, the launcher, the license, the plugin's package and the runtime's."""
     launcher = f"bin/{plugin_id}"
     package = f"src/{plugin_id}"
-    wanted = ["nexo-plugin.toml", launcher, "LICENSE", package]
+    runtime = f"{RUNTIME_SOURCE}{RUNTIME_PACKAGE}"
+    wanted = ["nexo-plugin.toml", launcher, "LICENSE", package, runtime]
     listed = git(root, "ls-files", "-z", "--", *wanted)
     if listed.returncode != 0:
         problems.append(
@@ -152,6 +168,8 @@ def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, 
     for raw in filter(None, listed.stdout.split(b"\0")):
         name = raw.decode("utf-8", "surrogateescape")
         path = root / name
+        if name.startswith(RUNTIME_DEV_ONLY):
+            continue
         if not _utf8(name):
             problems.append(f"{name!r}: the installer takes only UTF-8 file names; rename it")
         elif path.is_symlink():
@@ -169,14 +187,11 @@ def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, 
                 "native code must come from a dependency's wheels (uv.lock), not from src/"
             )
         else:
-            archive_name = (
-                f"{VENDOR_DIR}/{name[len('src/') :]}" if name.startswith("src/") else name
-            )
-            files[archive_name] = (path.read_bytes(), 0o755 if name == launcher else 0o644)
-    for required in ("nexo-plugin.toml", launcher, f"{VENDOR_DIR}/{plugin_id}/__init__.py"):
-        if required not in files and not any(required in problem for problem in problems):
-            where = required.replace(f"{VENDOR_DIR}/", "src/", 1)
-            problems.append(f"{where} is missing or not committed: the installed plugin needs it")
+            files[archive_name(name)] = (path.read_bytes(), 0o755 if name == launcher else 0o644)
+    required = ["nexo-plugin.toml", launcher, f"{package}/__init__.py", f"{runtime}/__init__.py"]
+    for name in required:
+        if archive_name(name) not in files and not any(name in problem for problem in problems):
+            problems.append(f"{name} is missing or not committed: the installed plugin needs it")
     untracked = git(root, "ls-files", "-z", "--others", "--exclude-standard", "--", package)
     for raw in filter(None, untracked.stdout.split(b"\0")):
         left_out = raw.decode(errors="replace")
@@ -244,7 +259,7 @@ def locked_requirements(root: Path, problems: list[str]) -> list[Locked]:
         )
         return []
     export = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-header",
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-header",
          "--no-annotate", "--format", "requirements-txt"],
         cwd=root, capture_output=True, text=True,
     )  # fmt: skip
@@ -423,7 +438,14 @@ def interpreters(
     return found
 
 
-def compile_bytecode(build: Build, found: dict[tuple[int, int], str], scratch: Path) -> None:
+# {(CPython version, source path, source bytes): (pyc path, pyc bytes)}, shared by the builds
+# of one pack: per-target tarballs carry mostly the same sources, compiled once.
+Compiled = dict[tuple[tuple[int, int], str, bytes], tuple[str, bytes]]
+
+
+def compile_bytecode(
+    build: Build, found: dict[tuple[int, int], str], scratch: Path, compiled: Compiled
+) -> None:
     """Add the pycs each interpreter in `found` makes of the .py files it would import: lib/
     and the lib/python3.X/ folder the launcher picks for it."""
     sources = {
@@ -441,22 +463,36 @@ def compile_bytecode(build: Build, found: dict[tuple[int, int], str], scratch: P
     for python, interpreter in found.items():
         versions = [name for name in per_python if (3, int(name.split(".")[1])) <= python]
         chosen = max(versions, key=lambda name: int(name.split(".")[1]), default=None)
+        imported = {
+            name: data
+            for name, data in sources.items()
+            if name.split("/")[1] not in per_python or name.split("/")[1] == chosen
+        }
         tree = scratch / f"bytecode-{build.target}-{python[0]}.{python[1]}"
-        for name, data in sources.items():
-            folder = name.split("/")[1]
-            if folder in per_python and folder != chosen:
-                continue
-            (tree / name).parent.mkdir(parents=True, exist_ok=True)
-            (tree / name).write_bytes(data)
-        # A file this version cannot compile gets no pyc (-qq): importing it fails as it would.
-        # -S: the standard library is all it needs, and no site hook (a coverage tracer) runs.
-        subprocess.run(
-            [interpreter, "-S", "-m", "compileall", "-qq", "--invalidation-mode",
-             "unchecked-hash", VENDOR_DIR],
-            cwd=tree, env=env, capture_output=True,
-        )  # fmt: skip
-        for compiled in sorted((tree / VENDOR_DIR).rglob("*.pyc")):
-            build.entries[compiled.relative_to(tree).as_posix()] = (compiled.read_bytes(), 0o644)
+        for name, data in imported.items():
+            if (python, name, data) not in compiled:
+                (tree / name).parent.mkdir(parents=True, exist_ok=True)
+                (tree / name).write_bytes(data)
+        if tree.exists():
+            # A file this version cannot compile gets no pyc (-qq): importing it fails as it
+            # would. -S: only the standard library is needed, and no site hook (a coverage
+            # tracer) runs.
+            subprocess.run(
+                [interpreter, "-S", "-m", "compileall", "-qq", "--invalidation-mode",
+                 "unchecked-hash", VENDOR_DIR],
+                cwd=tree, env=env, capture_output=True,
+            )  # fmt: skip
+            for pyc in (tree / VENDOR_DIR).rglob("*.pyc"):
+                source = (pyc.parent.parent / f"{pyc.name.split('.')[0]}.py").relative_to(tree)
+                name = source.as_posix()
+                compiled[python, name, imported[name]] = (
+                    pyc.relative_to(tree).as_posix(),
+                    pyc.read_bytes(),
+                )
+        for name, data in imported.items():
+            if (python, name, data) in compiled:
+                pyc_name, pyc_data = compiled[python, name, data]
+                build.entries[pyc_name] = (pyc_data, 0o644)
 
 
 def layout(build: Build, sets: dict[tuple[int, int], dict[str, Dist]]) -> None:
@@ -617,6 +653,7 @@ def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
     native = [item for item in needed if not any(is_pure(t) for t, _ in wheels.get(item.name, []))]
     builds = [Build(target) for target in (TARGETS if native else [NOARCH])]
     failures: dict[str, list[str]] = {}
+    compiled: Compiled = {}
     with tempfile.TemporaryDirectory(prefix="nexo-pack-") as scratch:
         for build in builds:
             targets = list(TARGETS) if build.target == NOARCH else [build.target]
@@ -634,7 +671,7 @@ def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
             for name in set(build.entries) & set(project):
                 problems.append(f"{name}: a dependency and the plugin's package both have it")
             build.entries.update(project)
-            compile_bytecode(build, compilers, Path(scratch))
+            compile_bytecode(build, compilers, Path(scratch), compiled)
             problems += limit_problems(build.entries)
     problems += [
         f"uv cannot install the locked dependencies for {', '.join(where)} (a wheel missing "
