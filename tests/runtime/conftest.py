@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,11 +13,15 @@ Start = Callable[..., InProcessPlugin]
 
 
 @pytest.fixture
-def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Start]:
+def start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> Iterator[Start]:
     """start(handlers, settings={...}, initialize=True, **manifest): a running plugin.
     "ID" in handlers, setting names and manifest names is the plugin's id (in capitals in
-    setting names); its state folder is under tmp_path."""
+    setting names), "{root}" in setting values its folder; its state folder is under
+    tmp_path unless the settings say otherwise."""
     started: list[InProcessPlugin] = []
+    caplog.set_level(logging.INFO)  # what the plugins log, as its stderr would show it
 
     def run(
         handlers: str,
@@ -29,7 +34,7 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Start]:
         prefix = written.id.upper()
         monkeypatch.setenv(f"{prefix}_STATE_DIR", str(tmp_path / "state"))
         for name, value in (settings or {}).items():
-            monkeypatch.setenv(name.replace("ID", prefix), value)
+            monkeypatch.setenv(name.replace("ID", prefix), value.replace("{root}", written.root))
         plugin = InProcessPlugin(written)
         started.append(plugin)
         if initialize:

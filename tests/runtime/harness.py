@@ -85,14 +85,11 @@ class InProcessPlugin(DaemonSide):
         self._thread.start()
 
     def _serve(self, stdin_read: int, frames_write: int) -> None:
-        try:
-            # The session closes the descriptor it gets: a copy, so that this one closes
-            # (and the daemon side sees the end) however the start went.
+        try:  # serve() closes frames_write, however it ends
             self.exit_code = process.serve(
-                self.manifest, os.dup(frames_write), stdin_fd=stdin_read, signals=False
+                self.manifest, frames_write, stdin_fd=stdin_read, signals=False
             )
         finally:
-            os.close(frames_write)
             os.close(stdin_read)
 
     def wait(self, timeout: float | None = None) -> int | None:

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from conftest import Start
 from harness import InProcessPlugin
-from nexo_plugin_sdk import read_manifest, wire
 from nexo_plugin_runtime.testing import (
     NEXO_VERSION,
     assert_daemon_accepts,
     broker_event,
     wait_until,
 )
+from nexo_plugin_sdk import read_manifest, wire
 
 ECHO = """
 from nexo_plugin_runtime import InboundEvent, PluginContext
@@ -51,12 +51,16 @@ def rest(plugin: InProcessPlugin) -> list[dict]:
 def published(plugin: InProcessPlugin, count: int = 1) -> list[dict]:
     """The next `count` events the plugin published, checked as the daemon reads them."""
     return [
-        assert_daemon_accepts(plugin.next_notification("broker.publish")["params"], plugin.plugin_id)
+        assert_daemon_accepts(
+            plugin.next_notification("broker.publish")["params"], plugin.plugin_id
+        )
         for _ in range(count)
     ]
 
 
-@pytest.mark.parametrize("on_start", ["", "def on_start(plugin): pass", "async def on_start(plugin): pass"])
+@pytest.mark.parametrize(
+    "on_start", ["", "def on_start(plugin): pass", "async def on_start(plugin): pass"]
+)
 def test_the_initialize_reply_is_byte_for_byte_the_sdk_s(start: Start, on_start: str) -> None:
     # Without on_start or with a plain one, before asyncio and the SDK load; with an async
     # one, from the session once it ran: the same bytes either way.
@@ -64,7 +68,9 @@ def test_the_initialize_reply_is_byte_for_byte_the_sdk_s(start: Start, on_start:
     plugin.send(INITIALIZE)
     manifest = read_manifest(Path(plugin.manifest.path).read_text())
     expected = wire.serialize_frame(
-        wire.build_response(1, {"manifest": manifest, "server_version": f"{plugin.plugin_id}-1.2.3"})
+        wire.build_response(
+            1, {"manifest": manifest, "server_version": f"{plugin.plugin_id}-1.2.3"}
+        )
     )
     assert plugin.next_frame() == json.loads(expected)
 
@@ -104,7 +110,10 @@ HOSTILE = {
     "huge-float-id": b'{"jsonrpc": "2.0", "id": 1e400, "method": "initialize"}',
     "huge-integer": b'{"jsonrpc": "2.0", "method": "x", "params": ' + b"9" * 5000 + b"}",
     "lone-surrogate": b'{"jsonrpc": "2.0", "id": "\\ud800", "method": "initialize"}',
-    "deep-nesting": b'{"jsonrpc": "2.0", "method": "x", "params": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "deep-nesting": b'{"jsonrpc": "2.0", "method": "x", "params": '
+    + b"[" * 100_000
+    + b"]" * 100_000
+    + b"}",
     "over-1-mib": b'{"pad": "' + b"x" * (2 << 20) + b'"}',
     "list-id-response": b'{"jsonrpc": "2.0", "id": [1], "result": {}}',
     "unknown-id-response": b'{"jsonrpc": "2.0", "id": 999, "error": {"code": "x"}}',
@@ -187,7 +196,9 @@ async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent)
     assert "RuntimeError: boom" in caplog.text
 
 
-@pytest.mark.parametrize("topic", ["plugin.inbound.other", "plugin.inbound.chanx", "plugin.outbound.chan"])
+@pytest.mark.parametrize(
+    "topic", ["plugin.inbound.other", "plugin.inbound.chanx", "plugin.outbound.chan"]
+)
 def test_a_topic_the_daemon_would_drop_is_refused(start: Start, topic: str) -> None:
     plugin = start(
         f"""
@@ -222,7 +233,10 @@ async def on_shutdown(plugin: PluginContext[None]) -> None:
     asked = time.monotonic()
     reply = plugin.request("shutdown")
     assert reply["result"] == {"ok": True}
-    assert [event["payload"] for event in published(plugin, 2)] == [{"handled": 1}, {"shutdown": True}]
+    assert [event["payload"] for event in published(plugin, 2)] == [
+        {"handled": 1},
+        {"shutdown": True},
+    ]
     assert plugin.wait() == 0
     assert time.monotonic() - asked < 1.0
     assert plugin.next_frame() is None  # stdout closed, nothing after
@@ -299,9 +313,9 @@ async def flood(plugin: PluginContext[None]) -> None:
 """,
         initialize=False,
     )
-    handlers = sys.modules[f"{plugin.plugin_id}.handlers"]
     plugin.send(INITIALIZE)
     plugin.next_frame()
+    handlers = sys.modules[f"{plugin.plugin_id}.handlers"]
     # The daemon side stops reading: what the plugin writes meanwhile is bounded by the pipe
     # and the transport's buffer (64 KiB each), not by what the task would publish.
     plugin.stop_reading()
@@ -330,7 +344,9 @@ async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent)
     assert published(plugin)[0]["payload"] == {"oops": "Bearer ********"}
 
 
-def test_logging_of_the_session_goes_through_logging(start: Start, caplog: pytest.LogCaptureFixture) -> None:
+def test_logging_of_the_session_goes_through_logging(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     plugin = start(ECHO)
     plugin.send_line(b"{bad")

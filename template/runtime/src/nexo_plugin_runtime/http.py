@@ -50,7 +50,7 @@ def client_for(plugin: PluginContext[Any]) -> httpx.AsyncClient:
     """The plugin's shared client (connections kept alive between calls), made on first use
     and closed when the plugin stops."""
     client = _clients.get(plugin)
-    if client is None:
+    if client is None or client.is_closed:
         import httpx
 
         client = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": _agent(plugin)})

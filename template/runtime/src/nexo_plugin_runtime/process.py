@@ -78,6 +78,18 @@ def exit_quietly_on_signals() -> None:
     signal.signal(signal.SIGINT, stop)
 
 
+def defer_signals(received: list[str]) -> None:
+    """Once `initialize` is answered, SIGTERM and SIGINT must reach on_shutdown: until the
+    session takes them over, note them in `received` for it."""
+    import signal
+
+    def note(signum: int, frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, note)
+    signal.signal(signal.SIGINT, note)
+
+
 def read_manifest(package: str | None) -> Manifest:
     """nexo-plugin.toml of the plugin whose package is `package`; SystemExit with the reason
     when it cannot be read."""
@@ -207,10 +219,11 @@ def read_first_frame(fd: int = 0) -> tuple[bytes, bytes]:
 
 
 def answer_initialize_early(
-    loaded: LoadedPlugin, frames: int, stdin_fd: int = 0
+    loaded: LoadedPlugin, frames: int, stdin_fd: int = 0, signals: list[str] | None = None
 ) -> tuple[bool, bytes]:
     """Answer the first frame if it is `initialize`: (whether it was, the stdin read beyond
-    what was answered). Everything that could refuse the start has run by now."""
+    what was answered). Everything that could refuse the start has run by now. From just
+    before the reply, SIGTERM and SIGINT are noted in `signals` (defer_signals())."""
     from .frames import decode, encode, initialize_reply
 
     line, rest = read_first_frame(stdin_fd)
@@ -221,6 +234,8 @@ def answer_initialize_early(
     if not (isinstance(request, dict) and request.get("method") == "initialize"):
         return False, (line + b"\n" + rest if line else rest)
     reply = initialize_reply(request.get("id"), encode(loaded.initialize_result()))
+    if signals is not None:
+        defer_signals(signals)
     data = memoryview((reply + "\n").encode("ascii"))
     while data:
         data = data[os.write(frames, data) :]
@@ -229,22 +244,27 @@ def answer_initialize_early(
 
 def serve(manifest: Manifest, frames: int, *, stdin_fd: int = 0, signals: bool = True) -> int:
     """Start the plugin, then serve the daemon on stdin and `frames` until it stops the
-    plugin; the exit code. (`stdin_fd` and `signals`: for running a plugin in a thread.)"""
+    plugin; the exit code. `frames` is closed when it returns. (`stdin_fd` and `signals`:
+    for running a plugin in a thread.)"""
     import logging
 
     from .startup import StartError, load, prepare, start_in_the_loop
 
     def refuse(error: StartError) -> int:
         logging.getLogger(manifest.id).error("cannot start: %s", error)
+        os.close(frames)  # no reply will ever come: the daemon sees the end at once
         return 1
 
+    received_signals: list[str] = []
     try:
         loaded = load(manifest)
         prepare(loaded)
         answered, read_before = (
             (False, b"")
             if loaded.starts_in_the_loop
-            else answer_initialize_early(loaded, frames, stdin_fd)
+            else answer_initialize_early(
+                loaded, frames, stdin_fd, received_signals if signals else None
+            )
         )
     except StartError as error:
         return refuse(error)
@@ -262,7 +282,9 @@ def serve(manifest: Manifest, frames: int, *, stdin_fd: int = 0, signals: bool =
         session = Session(loaded)
         if answered:
             session.handshake_is_done()
-        return await session.run(frames, read_before, stdin_fd=stdin_fd, signals=signals)
+        return await session.run(
+            frames, read_before, stdin_fd=stdin_fd, signals=signals, received=received_signals
+        )
 
     try:
         return asyncio.run(run())

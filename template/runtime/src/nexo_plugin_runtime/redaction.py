@@ -38,16 +38,15 @@ def register(value: str) -> None:
 
 
 def register_url_credentials(text: str) -> None:
-    """Register the password (and user:password) of a URL, if `text` is one that has them."""
+    """Register the password of a URL, if `text` is one that has one."""
     scheme, separator, rest = text.partition("://")
     if not separator or not scheme.isascii() or not scheme.isalpha():
         return
     authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     userinfo, at, _ = authority.rpartition("@")
-    user, colon, password = userinfo.partition(":")
+    _, colon, password = userinfo.partition(":")
     if at and colon and password:
         register(password)
-        register(f"{user}:{password}")
 
 
 def redact(text: str) -> str:

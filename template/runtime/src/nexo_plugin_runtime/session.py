@@ -328,10 +328,17 @@ class Session:
     # -- running ---------------------------------------------------------------------------
 
     async def run(
-        self, frames_fd: int, read_before: bytes = b"", *, stdin_fd: int = 0, signals: bool = True
+        self,
+        frames_fd: int,
+        read_before: bytes = b"",
+        *,
+        stdin_fd: int = 0,
+        signals: bool = True,
+        received: list[str] | None = None,
     ) -> int:
         """Serve the daemon on `stdin_fd` and `frames_fd` until the plugin stops; the exit
-        code. `read_before`: what was already read from stdin, handled first."""
+        code. `read_before`: what was already read from stdin, handled first; `received`:
+        the signals that came before the session took them over."""
         loop = self._loop
         if stat.S_ISREG(os.fstat(frames_fd).st_mode):
             self._output = _FileOutput(self, frames_fd)
@@ -349,6 +356,8 @@ class Session:
         if signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._on_signal, signal.Signals(signum).name)
+        for name in received or []:
+            self._on_signal(name)
         return await self._stopped
 
     def _on_signal(self, name: str) -> None:

@@ -384,7 +384,7 @@ class DaemonSide:
 
     def close_stdin(self) -> None:
         """End the plugin's input, as a daemon that stops it does."""
-        with self._write_lock:
+        with self._write_lock, contextlib.suppress(BrokenPipeError):
             if not self._to_plugin.closed:
                 self._to_plugin.close()
 
