@@ -1,18 +1,21 @@
-"""Fixtures: the option matrix's projects, rendered and set up once per session and shared
-(tests/projects.py), their tarballs, and those installed read-only."""
+"""Fixtures: the answer combinations (tests/projects.py), each rendered once per session;
+the full ones set up as their README says, packed, and installed read-only."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from environments import find_python, first_steps
-from projects import MATRIX, Project
+from projects import CASES, Project
 from releases import install, make_writable, pack
 from rendering import render
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 THIS_TARGET = {
     ("Linux", "x86_64"): "x86_64-unknown-linux-gnu",
@@ -21,52 +24,97 @@ THIS_TARGET = {
     ("Darwin", "arm64"): "aarch64-apple-darwin",
 }.get((platform.system(), platform.machine()), "")
 
-
-# "newest" in the matrix: the newest Python the template offers that this machine has.
+# "newest" in CASES: the newest Python the template offers that this machine has.
 NEWEST = ["3.14", "3.13"]
+# NEXO_TEMPLATE_CASES=echo,tools narrows a run to some combinations while working.
+SELECTED = [name for name in os.environ.get("NEXO_TEMPLATE_CASES", "").split(",") if name]
+RENDERED = [name for name in CASES if not SELECTED or name in SELECTED]
+FULL = [name for name in RENDERED if CASES[name].full]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: sets up, packs or updates projects (the full tier)")
+    config.addinivalue_line(
+        "markers", "capability(name): runs only for the combinations that have this capability"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`rendered`: every combination; `project` (and what builds on it): the full ones. Their
+    test ids carry the combination as "case=<name>", which the scheduler groups by."""
+    for fixture, cases in (("project", FULL), ("rendered", RENDERED)):
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(
+                fixture, cases, indirect=True, ids=[f"case={name}" for name in cases]
+            )
+            return
+
+
+class CaseScheduling(LoadScopeScheduling):
+    """xdist's scheduling by scope, the scope of a test being its combination: every test of
+    one combination runs on the worker that renders it, once. (xdist's own loadgroup does
+    not work with pytest 9.2, whose node ids xdist can no longer suffix.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        found = re.search(r"case=([a-z+]+)", nodeid)
+        return found.group(1) if found else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> CaseScheduling:
+    return CaseScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run every test of one project on the same xdist worker, which renders it once; a test
-    marked `shape("poller")` runs only for the projects of that shape."""
+    """A test marked `capability("x")` runs only for the combinations with x; a test of a
+    set-up project is slow."""
     kept, deselected = [], []
     for item in items:
-        case = getattr(item, "callspec", None) and item.callspec.params.get("project")
-        shape = item.get_closest_marker("shape")
-        if case and shape and MATRIX[case].shape != shape.args[0]:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        case = params and (params.get("project") or params.get("rendered"))
+        marker = item.get_closest_marker("capability")
+        if case and marker and marker.args[0] not in CASES[case].capabilities:
             deselected.append(item)
             continue
-        if case:
-            item.add_marker(pytest.mark.xdist_group(case))
+        if params and "project" in params:
+            item.add_marker(pytest.mark.slow)
         kept.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
 
 
-# NEXO_TEMPLATE_CASES=echo,tool narrows a run to some entries of the matrix while working.
-CASES = [case for case in os.environ.get("NEXO_TEMPLATE_CASES", "").split(",") if case] or list(
-    MATRIX
-)
+_renders: dict[str, Path] = {}
 
 
-@pytest.fixture(scope="session", params=CASES)
+def rendering_of(case: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The combination rendered, once per worker (its tests all run on one worker)."""
+    if case not in _renders:
+        answers = CASES[case].answers
+        folder = tmp_path_factory.mktemp(case.replace("+", "_"))
+        _renders[case] = render(folder / answers["plugin_id"], **answers)
+    return _renders[case]
+
+
+@pytest.fixture(scope="session")
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return Project.at(request.param, rendering_of(request.param, tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    case = MATRIX[request.param]
+    case = CASES[request.param]
     versions = NEWEST if case.python == "newest" else [case.python]
     python = next(filter(None, map(find_python, versions)), None)
     if python is None:
         pytest.skip(f"no Python {' or '.join(versions)} on this machine for {request.param}")
-    path = render(
-        tmp_path_factory.mktemp(request.param) / case.answers["plugin_id"], **case.answers
-    )
+    path = rendering_of(request.param, tmp_path_factory)
     first_steps(path, python)
     return Project.at(request.param, path, python)
 
 
 @pytest.fixture(scope="session")
 def tarballs(project: Project, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    out = tmp_path_factory.mktemp(f"dist-{project.case}")
+    out = tmp_path_factory.mktemp(f"dist-{project.plugin_id}")
     run = pack(project.path, out)
     assert run.returncode == 0, run.stderr
     return sorted(out.glob("*.tar.gz"))
@@ -81,7 +129,7 @@ def installed(
         t for t in tarballs if t.name.endswith(("-noarch.tar.gz", f"-{THIS_TARGET}.tar.gz"))
     ]
     folder = install(
-        tarball, tmp_path_factory.mktemp(f"installed-{project.case}") / project.plugin_id
+        tarball, tmp_path_factory.mktemp(f"installed-{project.plugin_id}") / project.plugin_id
     )
     yield folder
     make_writable(folder)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 from rendering import TEMPLATE_ROOT
@@ -38,6 +40,13 @@ def copy_working_tree(source: Path, dst: Path) -> Path:
         (dst / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, dst / name, follow_symlinks=False)
     return dst
+
+
+@functools.cache
+def plain_template() -> Path:
+    """This template (committed or not) copied once into a folder outside git: copier uses
+    it in place instead of cloning it, so validating answers against it is quick."""
+    return copy_working_tree(TEMPLATE_ROOT, Path(tempfile.mkdtemp(prefix="nexo-template-")))
 
 
 def template_copy(dst: Path, tag: str = "v1.0.0") -> Path:

@@ -1,14 +1,16 @@
-"""The option matrix, and the rendered projects every test shares.
+"""The answer combinations the template's tests render, each once per test session.
 
-Each entry is rendered once per test session, set up as its README says (git, uv sync on
-the entry's interpreter) and shared by all the tests. Together the entries cover every
-shape on the oldest and the newest Python these machines have, every minimum Python the
-template offers that they can run, every license, the example tool on and off, and the
-longest id; one render cannot run at all here (Python 3.14) and is checked statically.
+Every subset of the four capabilities is rendered and checked statically (CASES); eight
+of them, spread over the oldest and newest Python here and over the other questions'
+answers (every license, every minimum Python these machines run, the longest id, a
+custom channel kind, a description full of quotes and non-ASCII), are also set up as the
+README says and run: their own checks, tests and release (FULL). Together the eight
+cover every pair of capabilities, which is where rendered code meets rendered code.
 """
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,70 +18,77 @@ from typing import Any
 
 from rendering import read_answers, read_toml
 
+CAPABILITIES = ("webhook", "poller", "outbound", "tools")
 ODD_DESCRIPTION = "Says \"hi\" and 'bye' with a back\\slash, ünïcødé — *not* <b>html</b>"
 
 
 @dataclass(frozen=True)
 class Case:
     answers: dict[str, Any]
-    python: str  # the interpreter of the project's environment ("newest": 3.14, else 3.13)
+    python: str  # the interpreter of the project's environment; "newest": 3.14, else 3.13
+    full: bool = False  # set up and run, not only rendered
 
     @property
-    def shape(self) -> str:
-        shape: str = self.answers.get("plugin_shape", "echo")
-        return shape
+    def capabilities(self) -> list[str]:
+        capabilities: list[str] = self.answers.get("capabilities", [])
+        return capabilities
 
 
-MATRIX: dict[str, Case] = {
-    "echo": Case({"plugin_id": "echo_plugin"}, "3.10"),
-    "echo_tool": Case(
-        {
-            "plugin_id": "tool_plugin",
-            "with_example_tool": True,
-            "python_min": "3.13",
-            "license": "Apache-2.0",
-            "description": ODD_DESCRIPTION,
-        },
+def case_name(capabilities: tuple[str, ...]) -> str:
+    return "+".join(capabilities) or "echo"
+
+
+# Answers besides the capabilities, for the combinations that are set up and run.
+FULL = {
+    (): ({"plugin_id": "echo_plugin"}, "3.10"),
+    ("tools",): (
+        {"plugin_id": "ask_plugin", "python_min": "3.12", "license": "Apache-2.0"},
         "newest",
     ),
-    "poller": Case(
+    ("webhook",): (
         {
             "plugin_id": "a_plugin_id_of_exactly_32_chars_",
-            "plugin_shape": "poller",
             "license": "BSD-3-Clause",
             "channel_kind": "custom_kind",
         },
         "3.10",
     ),
-    "poller_newest": Case(
-        {"plugin_id": "feed_plugin", "plugin_shape": "poller", "with_example_tool": True}, "newest"
+    ("poller",): ({"plugin_id": "feed_plugin", "python_min": "3.11"}, "newest"),
+    ("outbound",): ({"plugin_id": "out_plugin", "python_min": "3.11"}, "3.11"),
+    ("webhook", "outbound"): ({"plugin_id": "bridge_plugin"}, "3.10"),
+    ("webhook", "outbound", "tools"): (
+        {"plugin_id": "relay_plugin", "python_min": "3.13", "description": ODD_DESCRIPTION},
+        "newest",
     ),
-    "webhook": Case(
-        {"plugin_id": "hook_plugin", "plugin_shape": "webhook", "with_example_tool": True}, "3.10"
-    ),
-    "webhook_newest": Case(
-        {"plugin_id": "hook_plugin", "plugin_shape": "webhook", "python_min": "3.12"}, "newest"
-    ),
-    "outbound": Case({"plugin_id": "out_plugin", "plugin_shape": "outbound"}, "3.10"),
-    "outbound_newest": Case(
-        {"plugin_id": "out_plugin", "plugin_shape": "outbound", "python_min": "3.11"}, "newest"
-    ),
-    "tool": Case({"plugin_id": "ask_plugin", "plugin_shape": "tool"}, "3.10"),
-    "tool_newest": Case(
-        {"plugin_id": "ask_plugin", "plugin_shape": "tool", "python_min": "3.12"}, "newest"
-    ),
+    CAPABILITIES: ({"plugin_id": "every_plugin"}, "3.12"),
+}
+
+
+def _case(capabilities: tuple[str, ...]) -> Case:
+    answers, python = FULL.get(
+        capabilities, ({"plugin_id": f"{case_name(capabilities).replace('+', '_')}_p"}, "3.10")
+    )
+    return Case({**answers, "capabilities": list(capabilities)}, python, capabilities in FULL)
+
+
+CASES: dict[str, Case] = {
+    case_name(combination): _case(combination)
+    for size in range(len(CAPABILITIES) + 1)
+    for combination in itertools.combinations(CAPABILITIES, size)
 }
 
 
 @dataclass(frozen=True)
 class Project:
+    """A rendered combination (and, once set up, its environment's interpreter)."""
+
     case: str
     path: Path
     answers: dict[str, Any]
-    python: str
+    python: str | None = None
 
     @classmethod
-    def at(cls, case: str, path: Path, python: str) -> Project:
+    def at(cls, case: str, path: Path, python: str | None = None) -> Project:
         return cls(case, path, read_answers(path), python)
 
     @property
@@ -88,18 +97,19 @@ class Project:
         return plugin_id
 
     @property
+    def capabilities(self) -> list[str]:
+        return CASES[self.case].capabilities
+
+    @property
     def python_version(self) -> str:
         """The minor version of the project's environment, such as "3.10"."""
+        assert self.python is not None, "the project is not set up"
         probe = [self.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]
         return subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
 
     @property
-    def shape(self) -> str:
-        return MATRIX[self.case].shape
-
-    @property
     def package(self) -> Path:
-        """The package folder: the id is also the package name."""
+        """The plugin's package folder: the id is also the package name."""
         return self.path / "src" / self.plugin_id
 
     @property
@@ -116,14 +126,9 @@ class Project:
 
     @property
     def kind(self) -> str | None:
-        """The channel kind, None for a plugin without a channel (the tool shape)."""
+        """The channel kind, None for a plugin without a channel (tools only)."""
         channels = self.manifest["plugin"].get("channels", {}).get("register", [])
         return channels[0]["kind"] if channels else None
-
-    @property
-    def tools(self) -> list[str]:
-        tools: list[str] = self.manifest["plugin"].get("extends", {}).get("tools", [])
-        return tools
 
     def start_env(self, scratch: Path) -> dict[str, str]:
         """Settings that let the plugin start (its required ones, pointing nowhere useful),
@@ -131,15 +136,20 @@ class Project:
         prefix = self.env_prefix
         nowhere = "http://127.0.0.1:9/"
         settings = {
-            "echo": {},
+            "webhook": {
+                f"{prefix}_WEBHOOK_SECRET": "webhook-secret",
+                f"{prefix}_WEBHOOK_LISTEN": "127.0.0.1:0",
+            },
             "poller": {f"{prefix}_FEED_URL": nowhere, f"{prefix}_POLL_SECONDS": "30"},
-            "webhook": {f"{prefix}_WEBHOOK_TOKEN": "token", f"{prefix}_LISTEN": "127.0.0.1:0"},
-            "outbound": {f"{prefix}_API_URL": nowhere},
-            "tool": {f"{prefix}_LLM_PROVIDER": "provider", f"{prefix}_LLM_MODEL": "model"},
-        }[self.shape]
-        # The launcher of an installed plugin runs python3 unless told: give it this one.
-        return {
-            **settings,
-            f"{prefix}_STATE_DIR": str(scratch / "state"),
-            f"{prefix}_PYTHON": self.python,
+            "outbound": {f"{prefix}_DELIVERY_URL": nowhere},
+            "tools": {f"{prefix}_LLM_PROVIDER": "provider", f"{prefix}_LLM_MODEL": "model"},
         }
+        env = {
+            name: value
+            for capability in self.capabilities
+            for name, value in settings[capability].items()
+        }
+        env[f"{prefix}_STATE_DIR"] = str(scratch / "state")
+        if self.python is not None:  # an installed plugin's launcher runs python3 unless told
+            env[f"{prefix}_PYTHON"] = self.python
+        return env

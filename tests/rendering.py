@@ -19,15 +19,18 @@ TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def render(dst: Path, *, pretend: bool = False, **data: Any) -> Path:
+def render(
+    dst: Path, *, pretend: bool = False, template: Path = TEMPLATE_ROOT, **data: Any
+) -> Path:
     """Render the working tree (committed or not) of this template into dst; with
-    `pretend`, only validate the answers (copier raises ValueError for a refused one)."""
+    `pretend`, only validate the answers (copier raises ValueError for a refused one).
+    `template`: another copy of it (one outside git renders faster, recording no commit)."""
     copier.run_copy(
-        str(TEMPLATE_ROOT),
+        str(template),
         dst,
         data=data,
         defaults=True,
-        vcs_ref="HEAD",
+        vcs_ref="HEAD" if (template / ".git").exists() else None,
         unsafe=False,
         pretend=pretend,
         quiet=True,
@@ -52,7 +55,9 @@ def read_answers(project: Path) -> dict[str, Any]:
     return answers
 
 
-def pins() -> dict[str, str]:
-    """{package: version} of pins/pyproject.toml, the versions generated plugins start from."""
-    pinned = read_toml(TEMPLATE_ROOT / "pins" / "pyproject.toml")["project"]["dependencies"]
-    return dict(requirement.split("==") for requirement in pinned)
+def runtime_pins() -> dict[str, str]:
+    """{package: version} of the exact pins of template/runtime/pyproject.toml: the versions
+    generated plugins take (the SDK, and the dev tools of the runtime's `dev` extra)."""
+    project = read_toml(TEMPLATE_ROOT / "template" / "runtime" / "pyproject.toml")["project"]
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    return dict(item.split("==") for item in requirements if "==" in item)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git_repos import template_copy
+from git_repos import plain_template, template_copy
 from rendering import BIN, TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
 
 COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
@@ -22,7 +22,7 @@ def validation_error(tmp_path: Path, **data: object) -> str | None:
     """copier's validation message for these answers, or None when they are accepted."""
     dst = tmp_path / "dst"
     try:
-        render(dst, pretend=True, **data)
+        render(dst, pretend=True, template=plain_template(), **data)
     except ValueError as error:
         assert not dst.exists(), "a refused answer must leave nothing behind"
         return str(error)
@@ -33,15 +33,13 @@ GOOD = [
     ("plugin_id", "a"),
     ("plugin_id", "my_plugin_2"),
     ("plugin_id", "x" * 32),
-    ("plugin_shape", "webhook"),
+    ("capabilities", ["webhook", "outbound"]),
     ("plugin_name", 'Ünïcode "Name" \\ ok'),
     ("description", "Quotes \" ' and \\ back\\slashes, ünïcødé, <tags> and *stars*"),
     ("author_email", "jane.doe+nexo@example.co.uk"),
     ("github_owner", "a-b-c"),
     ("github_owner", "A" * 39),
     ("github_repo", "my.repo_name-2"),
-    ("nexoai_version", "0.4.0"),
-    ("nexoai_version", "1.0.0rc1"),
     ("channel_kind", "telegram_bot"),
     ("release_owners", "@me @acme/release-team"),
     ("python_min", "3.14"),
@@ -56,13 +54,14 @@ BAD = [
     ("plugin_id", "abc\n", "must match"),
     ("plugin_id", "json", "a standard-library module"),
     ("plugin_id", "class", "a Python keyword"),
-    ("plugin_id", "nexo_plugin_sdk", "the SDK's module"),
+    ("plugin_id", "nexo_plugin_sdk", "the SDK's or the runtime's module"),
+    ("plugin_id", "nexo_plugin_runtime", "the SDK's or the runtime's module"),
     ("plugin_id", "asyncio", "pick another, such as asyncio_plugin"),
-    ("plugin_id", "pytest", "a package every plugin installs"),
-    ("plugin_id", "nexoai", "a package every plugin installs"),
-    ("plugin_id", "httpx", "a package every plugin installs"),
-    ("plugin_id", "typing_extensions", "a package every plugin installs"),
-    ("plugin_id", "pip_", "a package every plugin installs"),
+    ("plugin_id", "pytest", "a package plugins install"),
+    ("plugin_id", "nexoai", "a package plugins install"),
+    ("plugin_id", "httpx", "a package plugins install"),
+    ("plugin_id", "typing_extensions", "a package plugins install"),
+    ("plugin_id", "pip_", "a package plugins install"),
     ("plugin_name", "  ", "plugin_name must not be empty"),
     ("plugin_name", "two\nlines", "single line"),
     ("description", "", "description must not be empty"),
@@ -84,9 +83,6 @@ BAD = [
     ("github_repo", "repo.git", 'not ending in ".git"'),
     ("github_repo", "a/b", "is not a GitHub repository name"),
     ("github_repo", "repo\n", "is not a GitHub repository name"),
-    ("nexoai_version", ">=0.4", "must be one exact release"),
-    ("nexoai_version", "latest", "must be one exact release"),
-    ("nexoai_version", "0.4.0\n", "must be one exact release"),
     ("channel_kind", "Bad-Kind", "must match ^[a-z][a-z0-9_]{0,31}$"),
     ("channel_kind", "k" * 33, "at most 32"),
     ("channel_kind", "kind\n", "must match"),
@@ -112,7 +108,7 @@ def test_validator_rejects_with_a_clear_message(
 
 @pytest.mark.parametrize(
     ("question", "value"),
-    [("license", "GPL-3.0"), ("python_min", "3.9"), ("plugin_shape", "bot")],
+    [("license", "GPL-3.0"), ("python_min", "3.9"), ("capabilities", ["webhook", "bot"])],
 )
 def test_choices_reject_unknown_values(tmp_path: Path, question: str, value: str) -> None:
     error = validation_error(tmp_path, **{question: value})
@@ -136,7 +132,7 @@ def test_choices_reject_unknown_values(tmp_path: Path, question: str, value: str
 def test_plugin_id_defaults_to_a_valid_id_from_the_folder_name(
     tmp_path: Path, folder: str, plugin_id: str
 ) -> None:
-    render(tmp_path / folder)
+    render(tmp_path / folder, template=plain_template())
     answers = read_answers(tmp_path / folder)
     assert answers["plugin_id"] == plugin_id
     assert answers["channel_kind"] == plugin_id
@@ -150,13 +146,18 @@ def test_reserved_names_cover_keywords_and_the_standard_library() -> None:
     identifier = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
     expected = {name for name in sys.stdlib_module_names if identifier.match(name)}
     expected |= {word for word in keyword.kwlist if identifier.match(word)}
-    expected |= {"nexo_plugin_sdk", "tests"}
+    expected |= {"nexo_plugin_sdk", "nexo_plugin_runtime", "tests"}
     assert expected - reserved == set()
 
 
 def test_description_survives_toml_python_and_markdown(tmp_path: Path) -> None:
     description = 'He said "hi" \\ left a back\\\\slash, ünïcødé ✓ — *not* <b>bold</b> # [x](y) `z`'
-    project = render(tmp_path / "quoting", plugin_id="quoting", description=description)
+    project = render(
+        tmp_path / "quoting",
+        template=plain_template(),
+        plugin_id="quoting",
+        description=description,
+    )
     assert read_toml(project / "nexo-plugin.toml")["plugin"]["description"] == description
     assert read_toml(project / "pyproject.toml")["project"]["description"] == description
     docstring = ast.get_docstring(ast.parse((project / "src/quoting/__init__.py").read_text()))
@@ -181,13 +182,15 @@ def test_copier_cli_renders_without_trust(tmp_path: Path) -> None:
         "--data",
         "plugin_id=cli_plugin",
         "--data",
-        "plugin_shape=poller",
+        'capabilities=["poller", "tools"]',
         str(TEMPLATE_ROOT),
         str(dst),
     )
     assert run.returncode == 0, run.stderr
     assert read_toml(dst / "nexo-plugin.toml")["plugin"]["id"] == "cli_plugin"
-    assert 'Your nexo plugin "cli_plugin" (poller) is ready' in run.stdout + run.stderr
+    assert read_answers(dst)["capabilities"] == ["poller", "tools"]
+    ready = 'Your nexo plugin "cli_plugin" (feed poller, agent tools) is ready'
+    assert ready in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(
@@ -227,7 +230,7 @@ def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> N
     oldest = COPIER_YML["_min_copier_version"]
     dst = tmp_path / "oldest"
     copier = [str(BIN / "uv"), "tool", "run", "--from", f"copier=={oldest}", "copier"]
-    data = ["--data", "plugin_id=oldest", "--data", "plugin_shape=webhook"]
+    data = ["--data", "plugin_id=oldest", "--data", 'capabilities=["webhook", "tools"]']
     run = subprocess.run(
         [*copier, "copy", "--defaults", "--vcs-ref", "HEAD", *data, str(TEMPLATE_ROOT), str(dst)],
         capture_output=True,
@@ -235,7 +238,9 @@ def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> N
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    current = render(tmp_path / "current" / "oldest", plugin_id="oldest", plugin_shape="webhook")
+    current = render(
+        tmp_path / "current" / "oldest", plugin_id="oldest", capabilities=["webhook", "tools"]
+    )
     # Both record the template commit they rendered, which a dirty tree makes differ.
     recorded = {".copier-answers.yml", ".pre-commit-config.yaml"}
     names = {str(path.relative_to(current)) for path in current.rglob("*") if path.is_file()}
