@@ -37,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "capability(name): runs only for the combinations that have this capability"
     )
+    config.addinivalue_line("markers", "cases(*names): runs only for these combinations")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -51,13 +52,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 class CaseScheduling(LoadScopeScheduling):
-    """xdist's scheduling by scope, the scope of a test being its combination: every test of
-    one combination runs on the worker that renders it, once. (xdist's own loadgroup does
-    not work with pytest 9.2, whose node ids xdist can no longer suffix.)"""
+    """xdist's scheduling by scope, the scope of a test being its combination (every test of
+    one combination runs on the worker that renders it, once), or else its file (a module's
+    fixtures are made once). xdist's own loadgroup does not work with pytest 9.2, whose node
+    ids xdist can no longer suffix."""
 
     def _split_scope(self, nodeid: str) -> str:
         found = re.search(r"case=([a-z+]+)", nodeid)
-        return found.group(1) if found else nodeid
+        return found.group(1) if found else nodeid.split("::", 1)[0]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> CaseScheduling:
@@ -71,8 +73,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         params = getattr(item, "callspec", None) and item.callspec.params
         case = params and (params.get("project") or params.get("rendered"))
-        marker = item.get_closest_marker("capability")
-        if case and marker and marker.args[0] not in CASES[case].capabilities:
+        capability = item.get_closest_marker("capability")
+        cases = item.get_closest_marker("cases")
+        if case and (
+            (capability and capability.args[0] not in CASES[case].capabilities)
+            or (cases and case not in cases.args)
+        ):
             deselected.append(item)
             continue
         if params and "project" in params:

@@ -49,7 +49,7 @@ def plain_template() -> Path:
     return copy_working_tree(TEMPLATE_ROOT, Path(tempfile.mkdtemp(prefix="nexo-template-")))
 
 
-def template_copy(dst: Path, tag: str = "v1.0.0") -> Path:
+def template_copy(dst: Path, tag: str | None = "v1.0.0") -> Path:
     """This template (committed or not) as the root of a new git repository tagged `tag`:
     what a fork or a release looks like to copier."""
     copy_working_tree(TEMPLATE_ROOT, dst)

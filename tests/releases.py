@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -14,10 +15,18 @@ EPOCH = "1700000000"
 
 
 def pack(project: Path, out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """scripts/pack_tarball.py of `project`, run in its own environment, with every CPython
-    of this machine at hand to compile bytecode with."""
+    """scripts/pack_tarball.py of `project`, run in its own environment (this repository's
+    when it has none: it has uv, packaging and the runtime), with every CPython of this
+    machine at hand to compile bytecode with."""
+    python = project / ".venv/bin/python"
     return subprocess.run(
-        [str(project / ".venv/bin/python"), "scripts/pack_tarball.py", "--out", str(out), *args],
+        [
+            str(python if python.exists() else sys.executable),
+            "scripts/pack_tarball.py",
+            "--out",
+            str(out),
+            *args,
+        ],
         cwd=project,
         capture_output=True,
         text=True,

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from environments import find_python, first_steps, uv
-from git_repos import commit_all, git
+from environments import find_python, uv
+from git_repos import commit_all, git, plain_template
+from nexo_plugin_runtime.testing import PluginHost, broker_event
 from releases import install, make_writable, pack
 from rendering import render
-from scripted_host import INIT, ScriptedHost
 
 TARGETS = [
     "aarch64-apple-darwin",
@@ -52,7 +52,7 @@ def vendored(tarball: Path, folder: str = "lib") -> set[str]:
     }
 
 
-@pytest.mark.parametrize("project", ["poller"], indirect=True)
+@pytest.mark.cases("webhook+poller+outbound+tools")
 def test_httpx_is_vendored_with_its_dependencies_per_python(tarballs: list[Path]) -> None:
     (tarball,) = tarballs
     assert {"httpx", "httpcore", "anyio", "h11", "idna", "certifi", "nexoai"} <= vendored(tarball)
@@ -66,14 +66,15 @@ def test_httpx_is_vendored_with_its_dependencies_per_python(tarballs: list[Path]
 def plugin_with(
     tmp_path: Path, name: str, *requirements: str, handlers: str | None = None, **env: str
 ) -> Path:
-    """An echo plugin that depends on `requirements`, after the README's first steps and
-    `uv add`, committed."""
-    project = render(tmp_path / name, plugin_id=name)
+    """An echo plugin that depends on `requirements` (`uv add`), committed. Locked, not
+    synced: the pack runs in this repository's environment, which has what it needs."""
+    project = render(tmp_path / name, template=plain_template(), plugin_id=name)
     if handlers is not None:
         (project / "src" / name / "handlers.py").write_text(handlers)
+    git(project, "init", "-q", "-b", "main")
     python = find_python("3.10") or "python3"
-    first_steps(project, python)
-    added = uv("add", "--quiet", "--python", python, *requirements, cwd=project, **env)
+    command = ["add", "--no-sync", *requirements] if requirements else ["lock"]
+    added = uv(*command, "--quiet", "--python", python, cwd=project, **env)
     assert added.returncode == 0, added.stderr
     commit_all(project, f"depend on {', '.join(requirements)}")
     return project
@@ -94,9 +95,8 @@ from __future__ import annotations
 
 import sys
 
+from nexo_plugin_runtime import InboundEvent, PluginContext
 from pydantic import BaseModel, ValidationError
-
-from .api import InboundEvent, PluginContext
 
 
 class Order(BaseModel):
@@ -104,7 +104,7 @@ class Order(BaseModel):
     quantity: int
 
 
-async def on_event(plugin: PluginContext, topic: str, event: InboundEvent) -> None:
+async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent) -> None:
     try:
         order = Order.model_validate(event.payload)
     except ValidationError as error:
@@ -160,31 +160,19 @@ def hostile_environment(tmp: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp / "cache")}
 
 
-def run_installed(folder: Path, python: str, cwd: Path) -> tuple[ScriptedHost, list[dict]]:
+def run_installed(folder: Path, python: str, cwd: Path) -> list[object]:
+    """What the installed plugin publishes for a good and a bad order, on `python`."""
     env = {**hostile_environment(cwd), "TYPED_PYTHON": python}
-    host = ScriptedHost([str(folder / "bin" / "typed")], cwd=cwd, env=env)
-    frames: list[dict] = []
-    with host:
-        host.call(INIT)
+    launcher = [str(folder / "bin" / "typed")]
+    with PluginHost(launcher, project=folder, cwd=cwd, env=env) as host:
+        host.initialize()
+        payloads = []
         for payload in ({"item": "tea", "quantity": "2"}, {"item": "tea"}):
-            event = {
-                "id": "e",
-                "topic": "plugin.outbound.typed",
-                "source": "a",
-                "session_id": None,
-                "payload": payload,
-            }
-            host.send(
-                {
-                    "jsonrpc": "2.0",
-                    "method": "broker.event",
-                    "params": {"topic": "plugin.outbound.typed", "event": event},
-                }
-            )
-            frames.append(host.frame()["params"]["event"]["payload"])
-        host.proc.stdin.close()
-        assert host.exit_code() == 0
-    return host, frames
+            host.notify("broker.event", broker_event("plugin.outbound.typed", payload))
+            payloads.append(host.next_notification("broker.publish")["params"]["event"]["payload"])
+        host.close_stdin()
+        assert host.wait() == 0, host.log()
+    return payloads
 
 
 @pytest.mark.parametrize("version", PYTHONS)
@@ -196,7 +184,7 @@ def test_the_linux_tarball_runs_read_only_on_every_python_here(
         pytest.skip(f"no Python {version} here")
     folder = install(native[1]["x86_64-unknown-linux-gnu"], tmp_path / "plugins" / "typed")
     try:
-        _, frames = run_installed(folder, python, tmp_path)
+        frames = run_installed(folder, python, tmp_path)
     finally:
         make_writable(folder)
     assert frames == [
@@ -335,8 +323,7 @@ def test_a_higher_build_tag_on_the_index_is_not_vendored(tmp_path: Path) -> None
     wheels.mkdir()
     wheel(wheels, "nexoai", "0.4.0", {"nexo_plugin_sdk/__init__.py": "FAKE = True\n"}, build="1")
     links = {"UV_FIND_LINKS": str(wheels), "UV_CACHE_DIR": str(tmp_path / "cache")}
-    project = render(tmp_path / "tagged", plugin_id="tagged")
-    first_steps(project, find_python("3.10") or "python3")  # locked from PyPI
+    project = plugin_with(tmp_path, "tagged")  # locked from PyPI
     run = pack(project, tmp_path / "dist", **links)
     assert run.returncode == 0, run.stderr
     (tarball,) = (tmp_path / "dist").glob("*.tar.gz")
@@ -344,11 +331,3 @@ def test_a_higher_build_tag_on_the_index_is_not_vendored(tmp_path: Path) -> None
         sdk = archive.extractfile("lib/nexo_plugin_sdk/__init__.py").read()  # type: ignore[union-attr]
     assert b"FAKE" not in sdk
     assert b"PluginAdapter" in sdk
-
-
-def test_the_lock_is_committed_not_ignored(tmp_path: Path) -> None:
-    project = render(tmp_path / "locked", plugin_id="locked")
-    first_steps(project, find_python("3.10") or "python3")
-    assert git(project, "ls-files", "uv.lock").strip() == "uv.lock"
-    assert git(project, "status", "--porcelain") == ""
-    assert "uv.lock included: commit it" in (project / "README.md").read_text()

@@ -10,6 +10,7 @@ import json
 import subprocess
 
 from environments import run_in
+from git_repos import git
 from projects import Project
 from rendering import BIN, read_toml, runtime_pins
 
@@ -37,6 +38,12 @@ def test_own_slow_tests_pack_install_and_run_the_release(project: Project) -> No
     tests = run_in(project.path, "pytest", "-q", "-n0", "-p", "no:cacheprovider", "-m", "slow")
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "3 passed" in tests.stdout
+
+
+def test_the_lock_is_committed_with_the_first_steps(project: Project) -> None:
+    assert git(project.path, "ls-files", "uv.lock").strip() == "uv.lock"
+    assert git(project.path, "status", "--porcelain") == ""  # nothing the steps made is left out
+    assert "with the hashes\nof their files: commit it" in (project.path / "README.md").read_text()
 
 
 def test_the_lock_pins_the_runtime_and_what_the_capabilities_use(project: Project) -> None:

@@ -1,6 +1,8 @@
-"""Each rendered project's release tarballs, read back at the byte level, their layout per
-Python, and their SBOMs against the CycloneDX schema: what the generated project's own
-tests/test_pack.py checks through tarfile, checked here without it."""
+"""Release tarballs read back at the byte level, their layout per Python, the bytecode they
+ship, and their SBOMs against the CycloneDX schema: what the generated project's own
+tests/test_release.py checks through tarfile, checked here without it. The pack is the same
+code for every combination: the echo plugin (no dependency but the SDK) and the one with
+every capability (httpx and h11 too) show it."""
 
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from environments import SUPPORTED_PYTHONS, interpreters
+from nexo_plugin_runtime.testing import PluginHost
 from projects import Project
 from releases import pack
-from scripted_host import INIT, ScriptedHost
+from rendering import runtime_pins
 
 BLOCK = 512
+pytestmark = pytest.mark.cases("echo", "webhook+poller+outbound+tools")
 
 
 def ustar_members(tarball: Path) -> list[tuple[str, bytes, int]]:
@@ -71,8 +76,10 @@ def test_archive_layout(project: Project, tarballs: list[Path]) -> None:
     shared = {
         path.split("/")[1] for path in paths if path.startswith("lib/") and path.count("/") > 1
     }
-    sdk = f"nexoai-{project.answers['nexoai_version']}.dist-info"
-    assert {project.plugin_id, "nexo_plugin_sdk", sdk} <= shared
+    sdk = f"nexoai-{runtime_pins()['nexoai']}.dist-info"
+    assert {project.plugin_id, "nexo_plugin_runtime", "nexo_plugin_sdk", sdk} <= shared
+    # The runtime's test host is for the project's tests, not for the installed plugin.
+    assert not [path for path in paths if path.startswith("lib/nexo_plugin_runtime/testing")]
     # What only some Pythons need sits in lib/python3.X/: tomli and its kin below 3.11.
     minimum = int(project.answers["python_min"].split(".")[1])
     versions = {path.split("/")[1] for path in paths if path.startswith("lib/python3.")}
@@ -123,11 +130,11 @@ def test_shipped_bytecode_is_what_each_python_loads(
             f"{project.env_prefix}_PYTHON": python,
             "XDG_CACHE_HOME": str(cache),
         }
-        with ScriptedHost([str(installed / "bin" / project.plugin_id)], tmp_path, env) as host:
-            assert host.call(INIT)["id"] == 1
-            host.send({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
-            host.rest()
-            assert host.exit_code() == 0, host.stderr_text()
+        launcher = [str(installed / "bin" / project.plugin_id)]
+        with PluginHost(launcher, project=installed, cwd=tmp_path, env=env) as host:
+            host.initialize()
+            assert host.request("shutdown")["result"] == {"ok": True}
+            assert host.wait() == 0, host.log()
         compiled = [path.name for path in cache.rglob("*.pyc")]
         assert compiled == [], f"Python {version} compiled {compiled} at start"
 

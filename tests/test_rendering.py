@@ -217,7 +217,9 @@ def test_generated_python_is_ruff_clean(rendered: Project) -> None:
 
 def test_the_launcher_is_an_executable_shell_script(rendered: Project) -> None:
     mode = rendered.launcher.stat().st_mode
-    assert mode & stat.S_IXUSR and mode & stat.S_IXGRP and mode & stat.S_IXOTH
+    assert mode & stat.S_IXUSR
+    assert mode & stat.S_IXGRP
+    assert mode & stat.S_IXOTH
     assert rendered.launcher.read_text().startswith("#!/bin/sh\n")
 
 
@@ -238,7 +240,8 @@ def test_the_license_matches_the_answer(rendered: Project) -> None:
         "BSD-3-Clause": "BSD 3-Clause License",
     }
     assert text.splitlines()[0].strip() == first_line[rendered.answers["license"]]
-    assert text.endswith("\n") and not text.endswith("\n\n")
+    assert text.endswith("\n")
+    assert not text.endswith("\n\n")
     if rendered.answers["license"] != "Apache-2.0":
         assert rendered.answers["author_name"] in text
 

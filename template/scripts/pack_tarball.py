@@ -44,6 +44,7 @@ import sys
 import tarfile
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import HeaderParser
@@ -333,18 +334,13 @@ def applies(locked: Locked, python: tuple[int, int], targets: list[str]) -> bool
 
 
 def vendor(
-    wanted: list[Locked],
-    python: tuple[int, int],
-    target: str,
-    into: Path,
-    failures: dict[str, list[str]],
-) -> dict[str, Dist]:
+    wanted: list[Locked], python: tuple[int, int], target: str, into: Path
+) -> tuple[dict[str, Dist], str | None]:
     """Install `wanted` for CPython `python` on `target` with uv, checking every file's hash
-    against uv.lock; the installed distributions. uv's complaint goes into `failures`, with
-    every Python and target it was made for."""
+    against uv.lock: (the installed distributions, uv's complaint or None)."""
     into.mkdir(parents=True)
     if not wanted:
-        return {}
+        return {}, None
     requirements = into.parent / f"{into.name}.txt"
     requirements.write_text("".join(item.line() + "\n" for item in wanted))
     version = f"{python[0]}.{python[1]}"
@@ -355,9 +351,8 @@ def vendor(
         capture_output=True, text=True,
     )  # fmt: skip
     if run.returncode != 0:
-        failures.setdefault(run.stderr.strip(), []).append(f"CPython {version} on {target}")
-        return {}
-    return installed_dists(into)
+        return {}, run.stderr.strip()
+    return installed_dists(into), None
 
 
 def installed_dists(folder: Path) -> dict[str, Dist]:
@@ -447,7 +442,7 @@ def compile_bytecode(
     build: Build, found: dict[tuple[int, int], str], scratch: Path, compiled: Compiled
 ) -> None:
     """Add the pycs each interpreter in `found` makes of the .py files it would import: lib/
-    and the lib/python3.X/ folder the launcher picks for it."""
+    and the lib/python3.X/ folder the launcher picks for it. The interpreters run at once."""
     sources = {
         name: data
         for name, (data, _) in build.entries.items()
@@ -456,40 +451,48 @@ def compile_bytecode(
     per_python = {
         name.split("/")[1] for name in sources if re.match(rf"{VENDOR_DIR}/python3\.\d+/", name)
     }
-    # No PYTHON* setting may change the output (a cache prefix, optimisation); a fixed hash
-    # seed keeps the order of set constants, and so the bytes, the same from run to run.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-    env["PYTHONHASHSEED"] = "0"
-    for python, interpreter in found.items():
+
+    def imported_by(python: tuple[int, int]) -> dict[str, bytes]:
         versions = [name for name in per_python if (3, int(name.split(".")[1])) <= python]
         chosen = max(versions, key=lambda name: int(name.split(".")[1]), default=None)
-        imported = {
+        return {
             name: data
             for name, data in sources.items()
             if name.split("/")[1] not in per_python or name.split("/")[1] == chosen
         }
+
+    def compile_for(python: tuple[int, int], interpreter: str) -> None:
+        imported = imported_by(python)
         tree = scratch / f"bytecode-{build.target}-{python[0]}.{python[1]}"
         for name, data in imported.items():
             if (python, name, data) not in compiled:
                 (tree / name).parent.mkdir(parents=True, exist_ok=True)
                 (tree / name).write_bytes(data)
-        if tree.exists():
-            # A file this version cannot compile gets no pyc (-qq): importing it fails as it
-            # would. -S: only the standard library is needed, and no site hook (a coverage
-            # tracer) runs.
-            subprocess.run(
-                [interpreter, "-S", "-m", "compileall", "-qq", "--invalidation-mode",
-                 "unchecked-hash", VENDOR_DIR],
-                cwd=tree, env=env, capture_output=True,
-            )  # fmt: skip
-            for pyc in (tree / VENDOR_DIR).rglob("*.pyc"):
-                source = (pyc.parent.parent / f"{pyc.name.split('.')[0]}.py").relative_to(tree)
-                name = source.as_posix()
-                compiled[python, name, imported[name]] = (
-                    pyc.relative_to(tree).as_posix(),
-                    pyc.read_bytes(),
-                )
-        for name, data in imported.items():
+        if not tree.exists():
+            return
+        # A file this version cannot compile gets no pyc (-qq): importing it fails as it
+        # would. -S: only the standard library is needed, and no site hook (a coverage
+        # tracer) runs. No PYTHON* setting may change the output (a cache prefix,
+        # optimisation); a fixed hash seed keeps the order of set constants, and so the
+        # bytes, the same from run to run.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+        subprocess.run(
+            [interpreter, "-S", "-m", "compileall", "-qq", "--invalidation-mode",
+             "unchecked-hash", VENDOR_DIR],
+            cwd=tree, env={**env, "PYTHONHASHSEED": "0"}, capture_output=True,
+        )  # fmt: skip
+        for pyc in (tree / VENDOR_DIR).rglob("*.pyc"):
+            source_path = (pyc.parent.parent / f"{pyc.name.split('.')[0]}.py").relative_to(tree)
+            source = source_path.as_posix()
+            compiled[python, source, imported[source]] = (
+                pyc.relative_to(tree).as_posix(),
+                pyc.read_bytes(),
+            )
+
+    with ThreadPoolExecutor(max_workers=max(len(found), 1)) as pool:
+        list(pool.map(lambda item: compile_for(*item), found.items()))
+    for python in found:
+        for name, data in imported_by(python).items():
             if (python, name, data) in compiled:
                 pyc_name, pyc_data = compiled[python, name, data]
                 build.entries[pyc_name] = (pyc_data, 0o644)
@@ -560,7 +563,7 @@ def write_tarball(entries: dict[str, tuple[bytes, int]], target: Path, mtime: in
     ])  # fmt: skip
     with (
         open(target, "wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as compressed,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as compressed,
         tarfile.open(fileobj=compressed, mode="w", format=tarfile.USTAR_FORMAT) as tar,
     ):
         for name, data, mode in members:
@@ -655,14 +658,27 @@ def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
     failures: dict[str, list[str]] = {}
     compiled: Compiled = {}
     with tempfile.TemporaryDirectory(prefix="nexo-pack-") as scratch:
+        jobs = [(build.target, python) for build in builds for python in pythons]
+
+        def vendor_for(job: tuple[str, tuple[int, int]]) -> tuple[dict[str, Dist], str | None]:
+            target, python = job
+            targets = list(TARGETS) if target == NOARCH else [target]
+            wanted = [item for item in needed if applies(item, python, targets)]
+            folder = Path(scratch, target, f"{python[0]}.{python[1]}")
+            # A noarch set holds pure wheels only: any target serves to fetch them.
+            return vendor(wanted, python, targets[0], folder)
+
+        # uv installs for every Python and target at once (each a process of its own).
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            vendored = dict(zip(jobs, pool.map(vendor_for, jobs), strict=True))
         for build in builds:
-            targets = list(TARGETS) if build.target == NOARCH else [build.target]
             sets = {}
             for python in pythons:
-                wanted = [item for item in needed if applies(item, python, targets)]
-                folder = Path(scratch, build.target, f"{python[0]}.{python[1]}")
-                platform = targets[0]  # a noarch set holds pure wheels only: any target serves
-                sets[python] = vendor(wanted, python, platform, folder, failures)
+                sets[python], failure = vendored[build.target, python]
+                if failure is not None:
+                    where = build.target if build.target != NOARCH else "any target"
+                    version = f"{python[0]}.{python[1]}"
+                    failures.setdefault(failure, []).append(f"CPython {version} on {where}")
             if build.target == NOARCH:
                 problems += noarch_problems(sets)
             else:
@@ -683,8 +699,8 @@ def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
         raise PackError(sorted(set(problems), key=problems.index))
 
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for build in builds:
+
+    def write(build: Build) -> tuple[Path, str]:
         name = f"{plugin['id']}-{plugin['version']}-{build.target}.tar.gz"
         tarball, partial = out / name, out / f".{name}.partial"
         try:
@@ -696,9 +712,14 @@ def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
             partial.replace(tarball)
         finally:
             partial.unlink(missing_ok=True)
+        return tarball, digest
+
+    # Compressing runs outside the GIL: the tarballs are written at once.
+    with ThreadPoolExecutor(max_workers=len(builds)) as pool:
+        written = list(pool.map(write, builds))
+    for (tarball, digest), build in zip(written, builds, strict=True):
         print(f"{tarball} ({len(build.entries)} files, sha256 {digest})")
-        written.append(tarball)
-    return written
+    return [tarball for tarball, _ in written]
 
 
 def check_tag(root: Path, tag: str) -> None:
