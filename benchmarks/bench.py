@@ -1,11 +1,12 @@
 """Measure generated plugins against their floors, side by side in one run.
 
-    python3 dev.py bench [--pairs N]
+    python3 dev.py bench [--pairs N] [--only WORD]
 
-Renders an echo plugin and an outbound adapter (which imports httpx before it answers),
-packs them, installs them read-only the way the nexo installer does, and times them against
-references: the bare SDK plugin, the interpreter's own start, the same code installed with
-pip in a venv. Each
+Renders an echo plugin and an outbound adapter (whose handlers import httpx before it
+answers, as an author's own code may), packs them, installs them read-only the way the nexo
+installer does, and times them against references: the bare SDK plugin, the physical
+reference (a plain synchronous loop doing the same work with nothing but the standard
+library), the interpreter's own start, the same code installed with pip in a venv. Each
 figure is taken in turn with its reference (A, B, A, B, ...): the table shows each side's
 median and the median of the per-pair ratios, so machine noise cancels. Both sides use the
 same real interpreter. Nothing here asserts: the targets are printed next to the ratios,
@@ -20,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import selectors
 import shutil
 import statistics
@@ -61,6 +63,58 @@ async def on_event(topic, event, broker):
 
 
 asyncio.run(PluginAdapter(manifest_toml=MANIFEST, on_event=on_event).run())
+"""
+
+
+# The physical reference: what echoing costs at the least in Python. Reads stdin in large
+# chunks, decodes each frame, stamps and encodes each event as the runtime does (a UUID4 from
+# os.urandom, the time's date part formatted once a second, strict JSON), writes once per
+# chunk. No asyncio, no handler, no checks but the decoding.
+PHYSICAL_REFERENCE = """\
+import json, os, time
+
+encode = json.JSONEncoder(allow_nan=False).encode
+decode = json.JSONDecoder().decode
+second, second_text = -1, ""
+
+
+def stamp():
+    global second, second_text
+    now = time.time()
+    whole = int(now)
+    if whole != second:
+        second, second_text = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{second_text}.{int((now - whole) * 1_000_000):06d}+00:00"
+
+
+def new_id():
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+pending = b""
+while chunk := os.read(0, 1 << 20):
+    *lines, pending = (pending + chunk).split(b"\\n")
+    out = []
+    for line in lines:
+        frame = decode(line.decode())
+        if frame.get("method") == "initialize":
+            out.append(encode({"jsonrpc": "2.0", "id": frame["id"], "result": {}}))
+        elif frame.get("method") == "broker.event":
+            topic = frame["params"]["topic"]
+            event = frame["params"]["event"]
+            inbound = "plugin.inbound." + topic[len("plugin.outbound."):]
+            payload = {"echoed_from": topic, "echoed_payload": event["payload"]}
+            published = {"id": new_id(), "timestamp": stamp(), "topic": inbound,
+                         "source": "bench_echo", "session_id": event.get("session_id"),
+                         "payload": payload}
+            params = {"topic": inbound, "event": published}
+            out.append(encode({"jsonrpc": "2.0", "method": "broker.publish", "params": params}))
+    if out:
+        os.write(1, ("\\n".join(out) + "\\n").encode())
 """
 
 
@@ -278,9 +332,32 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def prepared(work: Path, name: str, shape: str, python: str) -> tuple[Path, Path]:
+# The adapter's handlers: outbound delivery, with httpx imported before the plugin answers.
+ADAPTER_HANDLERS = """\
+from __future__ import annotations
+
+import httpx  # an author's own use of it, at import
+from nexo_plugin_runtime import InboundEvent, PluginContext, deliver
+
+TIMEOUT = httpx.Timeout(5.0)
+
+
+async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent) -> None:
+    result = await deliver(plugin, "http://127.0.0.1:9/", event.payload, idempotency_key=event.id)
+    await plugin.publish(plugin.inbound_topic(topic) + ".delivery", result.to_json())
+"""
+
+
+def prepared(
+    work: Path, name: str, capabilities: list[str], python: str, handlers: str | None = None
+) -> tuple[Path, Path]:
     """A rendered, set-up and packed plugin, and its tarball installed read-only."""
-    project = render(work / name, plugin_id=name, plugin_shape=shape)
+    project = render(work / name, plugin_id=name, capabilities=capabilities)
+    if handlers is not None:
+        (project / "src" / name / "handlers.py").write_text(handlers)
+        (project / "nexo-plugin.toml").write_text(
+            re.sub(r"(?m)^env = .*\n", "", (project / "nexo-plugin.toml").read_text())
+        )
     first_steps(project, python)
     run = pack(project, work / f"dist-{name}")
     assert run.returncode == 0, run.stderr
@@ -291,23 +368,27 @@ def prepared(work: Path, name: str, shape: str, python: str) -> tuple[Path, Path
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pairs", type=int, default=15, help="pairs per start-up figure")
+    parser.add_argument("--only", default="", help="only the measures whose label has WORD")
+    parser.add_argument("--python", help="the interpreter of both sides (default: this one's)")
     args = parser.parse_args(argv)
-    python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    python = args.python or os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     work = Path(tempfile.mkdtemp(prefix="nexo-bench-"))
-    _, echo = prepared(work, "bench_echo", "echo", python)
-    adapter_project, adapter = prepared(work, "bench_out", "outbound", python)
+    _, echo = prepared(work, "bench_echo", [], python)
+    adapter_project, adapter = prepared(work, "bench_out", ["outbound"], python, ADAPTER_HANDLERS)
 
     env = {
         **os.environ,
         "BENCH_ECHO_PYTHON": python,
         "BENCH_OUT_PYTHON": python,
-        "BENCH_OUT_API_URL": "http://127.0.0.1:9/",
+        "BENCH_OUT_DELIVERY_URL": "http://127.0.0.1:9/",
         "BENCH_OUT_STATE_DIR": str(work / "state"),
         "XDG_CACHE_HOME": str(work / "cache"),
     }
     launcher = [str(echo / "bin" / "bench_echo")]
     bare_lib = shutil.copytree(echo / "lib", work / "bare-lib")
     (work / "bare_plugin.py").write_text(BARE_PLUGIN)
+    (work / "physical.py").write_text(PHYSICAL_REFERENCE)
+    physical = [python, "-I", "-S", str(work / "physical.py")]
     bare = [
         python,
         "-I",
@@ -320,9 +401,11 @@ def main(argv: list[str]) -> int:
     venv = work / "pip-venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     exported = uv(
-        "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", cwd=adapter_project
+        "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-hashes", cwd=adapter_project
     )
-    (work / "adapter-requirements.txt").write_text(exported.stdout)
+    (work / "adapter-requirements.txt").write_text(
+        exported.stdout + f"{adapter_project / 'runtime'}\n"
+    )
     subprocess.run(
         [str(venv / "bin/pip"), "install", "-q", "-r", str(work / "adapter-requirements.txt")],
         check=True,
@@ -350,8 +433,8 @@ def main(argv: list[str]) -> int:
 
         return measure
 
-    rows = [
-        paired(
+    measures = [
+        (
             "--print-manifest vs python3 -I -S -c pass",
             "<= 0.30",
             "ms",
@@ -359,7 +442,7 @@ def main(argv: list[str]) -> int:
             lambda: time_exit([python, "-I", "-S", "-c", "pass"], env),
             args.pairs,
         ),
-        paired(
+        (
             "spawn to initialize, echo (start checks run) vs bare SDK",
             "<= 0.80",
             "ms",
@@ -367,7 +450,7 @@ def main(argv: list[str]) -> int:
             lambda: time_initialize(bare, env),
             args.pairs,
         ),
-        paired(
+        (
             "spawn to initialize, httpx adapter installed: 2nd+ start vs pip venv",
             "<= 1.00",
             "ms",
@@ -375,7 +458,7 @@ def main(argv: list[str]) -> int:
             lambda: time_initialize(pip_adapter, pip_env),
             args.pairs,
         ),
-        paired(
+        (
             "spawn to initialize, httpx adapter installed: 1st start vs pip venv",
             "<= 1.30",
             "ms",
@@ -383,7 +466,15 @@ def main(argv: list[str]) -> int:
             lambda: time_initialize(pip_adapter, pip_env),
             args.pairs,
         ),
-        paired(
+        (
+            f"echo throughput, {EVENTS} events, vs the physical reference",
+            ">= 0.75",
+            "ev/s",
+            lambda: throughput(launcher, env, check=True),
+            lambda: throughput(physical, env, check=True),
+            7,
+        ),
+        (
             f"echo throughput, {EVENTS} events, vs bare SDK",
             ">= 1.50",
             "ev/s",
@@ -391,7 +482,7 @@ def main(argv: list[str]) -> int:
             lambda: throughput(bare, env, check=False),
             7,
         ),
-        paired(
+        (
             "round trip at a low rate, median, vs bare SDK",
             "<= 1.00",
             "ms",
@@ -399,7 +490,7 @@ def main(argv: list[str]) -> int:
             latency("bare", bare),
             5,
         ),
-        paired(
+        (
             f"highest rate with nothing dropped ({DAEMON_QUEUE}-frame queue)",
             ">= 1.00",
             "ev/s",
@@ -407,7 +498,7 @@ def main(argv: list[str]) -> int:
             lambda: sustained_rate(bare, env),
             3,
         ),
-        paired(
+        (
             "resident memory after start + 1 event, vs bare SDK",
             "<= 1.00",
             "KiB",
@@ -416,6 +507,7 @@ def main(argv: list[str]) -> int:
             7,
         ),
     ]
+    rows = [paired(*measure) for measure in measures if args.only in measure[0]]
 
     implementation = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, {implementation} ({python})")
@@ -427,8 +519,9 @@ def main(argv: list[str]) -> int:
             f"{row.reference * scale:.1f} {row.unit}",
         )
         print(f"{row.label:<66} {plugin:>13} {reference:>13} {row.ratio:>6.2f} {row.target:>8}")
-    p99 = {side: percentile(values, 0.99) * 1000 for side, values in latencies.items()}
-    print(f"\nround trip p99: plugin {p99['plugin']:.2f} ms, bare SDK {p99['bare']:.2f} ms")
+    if all(latencies.values()):
+        p99 = {side: percentile(values, 0.99) * 1000 for side, values in latencies.items()}
+        print(f"\nround trip p99: plugin {p99['plugin']:.2f} ms, bare SDK {p99['bare']:.2f} ms")
     size = sum(path.stat().st_size for path in (work / "dist-bench_echo").glob("*.tar.gz")) / 1024
     print(f"echo tarball {size:.1f} KiB; each published event checked: strict JSON, UUID id, UTC")
     shutil.rmtree(work, ignore_errors=True)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from environments import run_in
-from git_repos import commit_all, git, template_copy
+from git_repos import commit_all, git, plain_template, template_copy
 from projects import Project
-from rendering import BIN, TEMPLATE_ROOT, render
+from rendering import BIN, TEMPLATE_ROOT, render, runtime_pins
 
 HOOKS = TEMPLATE_ROOT / "hooks"
 
@@ -28,15 +27,16 @@ def hook(name: str, *files: Path | str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_rendered_projects_pass_both_hooks(project: Project) -> None:
-    manifest = hook("nexo_manifest", project.path / "nexo-plugin.toml")
+def test_rendered_projects_pass_both_hooks(rendered: Project) -> None:
+    manifest = hook("nexo_manifest", rendered.path / "nexo-plugin.toml")
     assert manifest.returncode == 0, manifest.stderr
-    stdout = hook("nexo_stdout", *sorted((project.path / "src").rglob("*.py")))
+    stdout = hook("nexo_stdout", *sorted((rendered.path / "src").rglob("*.py")))
     assert stdout.returncode == 0, stdout.stdout
 
 
-def test_generated_scripts_carry_the_hook_itself(project: Project) -> None:
-    generated = project.path / "scripts/nexo_manifest.py"
+@pytest.mark.cases("echo")
+def test_generated_scripts_carry_the_hook_itself(rendered: Project) -> None:
+    generated = rendered.path / "scripts/nexo_manifest.py"
     assert generated.read_bytes() == (HOOKS / "nexo_manifest.py").read_bytes()
 
 
@@ -193,17 +193,23 @@ os.write(1, b"on purpose")  # nexo: allow-stdout
 """
 
 
-def test_ruff_and_the_hook_flag_all_twenty_ways_to_write_to_stdout(project: Project) -> None:
+@pytest.mark.cases("echo")
+def test_ruff_and_the_hook_flag_all_twenty_ways_to_write_to_stdout(rendered: Project) -> None:
+    project = rendered  # its ruff rules, with the plugins' ruff (the same version here)
     noisy = project.package / "noisy.py"
     noisy.write_text(NOISY)
     try:
-        linted = run_in(
-            project.path,
-            "ruff",
-            "check",
-            "--output-format=concise",
-            "--no-cache",
-            str(noisy.relative_to(project.path)),
+        linted = subprocess.run(
+            [
+                str(BIN / "ruff"),
+                "check",
+                "--output-format=concise",
+                "--no-cache",
+                str(noisy.relative_to(project.path)),
+            ],
+            cwd=project.path,
+            capture_output=True,
+            text=True,
         )
         hooked = hook("nexo_stdout", noisy)
     finally:
@@ -240,7 +246,9 @@ def test_nexo_stdout_reads_any_encoding_and_reports_what_it_cannot_parse(tmp_pat
     assert "Traceback" not in run.stderr
 
 
-def test_hook_manifest_and_generated_config_are_valid(project: Project) -> None:
+@pytest.mark.cases("echo")
+def test_hook_manifest_and_generated_config_are_valid(rendered: Project) -> None:
+    project = rendered
     pre_commit = str(BIN / "pre-commit")
     manifest = subprocess.run(
         [pre_commit, "validate-manifest", str(TEMPLATE_ROOT / ".pre-commit-hooks.yaml")],
@@ -259,18 +267,18 @@ def test_hook_manifest_and_generated_config_are_valid(project: Project) -> None:
         "nexo-stdout",
     ]
     assert repos["local"]["hooks"][0]["entry"] == f"bin/{project.plugin_id} --check"
+    assert "runtime/" in repos["local"]["hooks"][0]["files"]  # an edited runtime is refused
     merge = repos["https://github.com/pre-commit/pre-commit-hooks"]["hooks"][0]
     assert merge == {"id": "check-merge-conflict", "args": ["--assume-in-merge"]}
     ruff = repos["https://github.com/astral-sh/ruff-pre-commit"]["rev"]
-    dev = run_in(project.path, "ruff", "--version").stdout.split()[-1]
-    assert ruff == f"v{dev}", "the ruff hook and the locked ruff must be the same version"
+    assert ruff == f"v{runtime_pins()['ruff']}", "the ruff hook and the dev extra's ruff differ"
     assert "https://github.com/zizmorcore/zizmor-pre-commit" in repos
 
 
 def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
     template = template_copy(tmp_path / "template", "v1.0.0")
     project = tmp_path / "plugin"
-    render(project, plugin_id="hooked")
+    render(project, template=plain_template(), plugin_id="hooked")
     # Only the nexo hooks and the local one: the other repositories are not reachable here.
     config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
     nexo = {**config["repos"][0], "repo": str(template), "rev": "v1.0.0"}

@@ -1,5 +1,7 @@
-"""pins/ is the one home of every version the template hands out: the templates take them
-from there, nothing else pins anything, and this repository's Dependabot watches it."""
+"""Every version the template hands out has one home: pins/ for the workflows' actions and
+the pre-commit hooks, template/runtime/pyproject.toml for Python packages (the runtime that
+every plugin carries pins them). The templates take them from there, nothing else pins
+anything, and this repository's Dependabot watches both."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rendering import TEMPLATE_ROOT, pins, read_toml, render
+from rendering import TEMPLATE_ROOT, read_toml, render, runtime_pins
 
 PINS = TEMPLATE_ROOT / "pins"
 # What a pinned version looks like in a file that is not pins/.
@@ -18,7 +20,8 @@ PINNED = re.compile(
     r"|\brev: v?[0-9]"  # a pre-commit hook at a tag
     r"|cosign-release: v[0-9]"  # a cosign release
 )
-HANDED_OUT = ["copier.yml", "template", "shapes", "jinja", "hooks"]
+HANDED_OUT = ["copier.yml", "template", "jinja", "hooks"]
+PACKAGE_PINS = TEMPLATE_ROOT / "template" / "runtime" / "pyproject.toml"
 
 
 def files_handed_out() -> list[Path]:
@@ -26,10 +29,10 @@ def files_handed_out() -> list[Path]:
     for root in HANDED_OUT:
         path = TEMPLATE_ROOT / root
         found += [path] if path.is_file() else [p for p in sorted(path.rglob("*")) if p.is_file()]
-    return found
+    return [path for path in found if path != PACKAGE_PINS and "__pycache__" not in path.parts]
 
 
-def test_nothing_is_pinned_outside_pins() -> None:
+def test_nothing_is_pinned_outside_the_homes_of_pins() -> None:
     offenders = [
         f"{path.relative_to(TEMPLATE_ROOT)}:{number}: {line.strip()}"
         for path in files_handed_out()
@@ -51,22 +54,23 @@ def test_the_check_would_see_a_pin(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render(tmp_path_factory.mktemp("pins") / "pinned", plugin_id="pinned")
-
-
-def test_generated_files_take_their_versions_from_pins(rendered: Path) -> None:
-    packages = pins()
-    pyproject = read_toml(rendered / "pyproject.toml")
-    assert f"nexoai=={packages['nexoai']}" in pyproject["project"]["dependencies"]
-    assert {
-        f"ruff=={packages['ruff']}",
-        f"mypy=={packages['mypy']}",
-        f"sigstore=={packages['sigstore']}",
-    } <= set(pyproject["dependency-groups"]["dev"])
-    assert (
-        f"sigstore=={packages['sigstore']}" in (rendered / "scripts/verify_release.py").read_text()
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(
+        tmp_path_factory.mktemp("pins") / "pinned", plugin_id="pinned", capabilities=["tools"]
     )
+
+
+def test_generated_files_take_their_versions_from_pins(pinned: Path) -> None:
+    rendered = pinned
+    packages = runtime_pins()
+    runtime = read_toml(rendered / "runtime" / "pyproject.toml")["project"]
+    assert runtime == read_toml(PACKAGE_PINS)["project"]  # the runtime arrives as it is
+    assert f"nexoai=={packages['nexoai']}" in runtime["dependencies"]
+    assert {f"ruff=={packages['ruff']}", f"mypy=={packages['mypy']}"} <= set(
+        runtime["optional-dependencies"]["dev"]
+    )
+    sigstore = next(item for item in runtime["optional-dependencies"]["verify"] if "==" in item)
+    assert sigstore in (rendered / "scripts/verify_release.py").read_text()
     hooks = {
         repo["repo"]: repo["rev"]
         for repo in yaml.safe_load((PINS / ".pre-commit-config.yaml").read_text())["repos"]
@@ -91,7 +95,7 @@ def test_generated_files_take_their_versions_from_pins(rendered: Path) -> None:
     assert f"cosign-release: {release_version}" in release
 
 
-def test_this_repository_s_dependabot_watches_pins() -> None:
+def test_this_repository_s_dependabot_watches_the_homes_of_pins() -> None:
     config = yaml.safe_load((TEMPLATE_ROOT / ".github/dependabot.yml").read_text())
     watched = {
         (entry["package-ecosystem"], directory)
@@ -100,7 +104,7 @@ def test_this_repository_s_dependabot_watches_pins() -> None:
     }
     assert {
         ("github-actions", "/pins"),
-        ("pip", "/pins"),
+        ("pip", "/template/runtime"),
         ("pre-commit", "/pins"),
         ("uv", "/"),
     } <= watched

@@ -17,9 +17,12 @@ VERSION_COMMENT = re.compile(r"uses: \S+ # v\d+\.\d+\.\d+$")
 PINNED_ACTIONS = (TEMPLATE_ROOT / "pins" / "action.yml").read_text()
 
 
-def workflow(project: Project, name: str) -> dict[str, Any]:
+pytestmark = pytest.mark.cases("echo", "tools", "webhook+outbound+tools")
+
+
+def workflow(rendered: Project, name: str) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(
-        (project.path / ".github/workflows" / name).read_text()
+        (rendered.path / ".github/workflows" / name).read_text()
     )
     return document
 
@@ -39,8 +42,8 @@ def run_lines(job: dict[str, Any]) -> list[str]:
 # -- offline linters --------------------------------------------------------------------
 
 
-def test_zizmor_actionlint_and_schemas_find_nothing(project: Project) -> None:
-    assert_clean(project.path / ".github")
+def test_zizmor_actionlint_and_schemas_find_nothing(rendered: Project) -> None:
+    assert_clean(rendered.path / ".github")
 
 
 BAD_WORKFLOW = """\
@@ -68,15 +71,15 @@ def test_the_linters_do_report_problems(tmp_path: Path) -> None:
 # -- release.yml -----------------------------------------------------------------------
 
 
-def test_release_runs_on_version_tags_only(project: Project) -> None:
-    release = workflow(project, "release.yml")
+def test_release_runs_on_version_tags_only(rendered: Project) -> None:
+    release = workflow(rendered, "release.yml")
     assert trigger(release) == {"push": {"tags": ["v*"]}}
     assert release["permissions"] == {}
     assert release["concurrency"]["cancel-in-progress"] is False
 
 
-def test_release_jobs_and_their_least_permissions(project: Project) -> None:
-    jobs = workflow(project, "release.yml")["jobs"]
+def test_release_jobs_and_their_least_permissions(rendered: Project) -> None:
+    jobs = workflow(rendered, "release.yml")["jobs"]
     assert {name: job["permissions"] for name, job in jobs.items()} == {
         "test": {"contents": "read"},
         "pack": {"contents": "read"},
@@ -93,8 +96,8 @@ def test_release_jobs_and_their_least_permissions(project: Project) -> None:
     assert not any("if" in job for job in jobs.values())
 
 
-def test_every_tarball_is_signed_and_attested(project: Project) -> None:
-    jobs = workflow(project, "release.yml")["jobs"]
+def test_every_tarball_is_signed_and_attested(rendered: Project) -> None:
+    jobs = workflow(rendered, "release.yml")["jobs"]
     tarballs = "${{ fromJSON(needs.pack.outputs.tarballs) }}"
     for name in ("sign", "attest"):
         assert jobs[name]["strategy"]["matrix"] == {"tarball": tarballs}
@@ -118,17 +121,17 @@ def test_every_tarball_is_signed_and_attested(project: Project) -> None:
     ]
 
 
-def test_release_checks_the_tag_and_tests_first(project: Project) -> None:
-    test = workflow(project, "release.yml")["jobs"]["test"]
+def test_release_checks_the_tag_and_tests_first(rendered: Project) -> None:
+    test = workflow(rendered, "release.yml")["jobs"]["test"]
     lines = run_lines(test)
     assert lines[0] == "uv sync --locked"
     assert 'uv run python scripts/pack_tarball.py --check-tag "$GITHUB_REF_NAME"' in lines
-    assert "uv run pytest" in lines
-    assert test["env"] == {"UV_PYTHON": project.answers["python_min"]}
+    assert 'uv run pytest -m "slow or not slow"' in lines  # every test, the slow ones too
+    assert test["env"] == {"UV_PYTHON": rendered.answers["python_min"]}
 
 
-def test_release_is_published_draft_first_with_every_asset(project: Project) -> None:
-    commands = run_lines(workflow(project, "release.yml")["jobs"]["release"])
+def test_release_is_published_draft_first_with_every_asset(rendered: Project) -> None:
+    commands = run_lines(workflow(rendered, "release.yml")["jobs"]["release"])
     assert [command.split()[:3] for command in commands] == [
         ["gh", "release", "create"],
         ["gh", "release", "upload"],
@@ -145,8 +148,8 @@ def test_release_is_published_draft_first_with_every_asset(project: Project) -> 
 
 
 @pytest.mark.parametrize("name", ["release.yml", "ci.yml"])
-def test_hardening(project: Project, name: str) -> None:
-    text = (project.path / ".github/workflows" / name).read_text(encoding="utf-8")
+def test_hardening(rendered: Project, name: str) -> None:
+    text = (rendered.path / ".github/workflows" / name).read_text(encoding="utf-8")
     document = yaml.safe_load(text)
     assert document["permissions"] == {}
     assert document.get("name")
@@ -171,29 +174,31 @@ def test_hardening(project: Project, name: str) -> None:
 # -- ci.yml and dependabot.yml ---------------------------------------------------------
 
 
-def test_ci_lints_types_tests_every_python_on_linux_and_macos_and_packs(project: Project) -> None:
-    ci = workflow(project, "ci.yml")
+def test_ci_lints_types_tests_every_python_on_linux_and_macos_and_packs(rendered: Project) -> None:
+    ci = workflow(rendered, "ci.yml")
     assert set(trigger(ci)) == {"push", "pull_request", "workflow_dispatch"}
     jobs = ci["jobs"]
     assert {
         "uv run ruff check --output-format=github .",
         "uv run ruff format --check --diff .",
         "uv run mypy",
+        f"bin/{rendered.plugin_id} --check",
     } <= set(run_lines(jobs["lint"]))
     matrix = jobs["test"]["strategy"]["matrix"]
     assert matrix["os"] == ["ubuntu-latest", "macos-latest"]
-    minimum = int(project.answers["python_min"].split(".")[1])
+    minimum = int(rendered.answers["python_min"].split(".")[1])
     assert matrix["python"] == [f"3.{minor}" for minor in range(minimum, 15)]
     assert run_lines(jobs["test"]) == [
         "uv sync --locked",
         "uv run coverage run -m pytest",
         "uv run coverage report",
     ]
-    assert "uv run python scripts/pack_tarball.py --check-reproducible" in run_lines(jobs["pack"])
+    # The slow tests: pack, install read-only, run, pack again and compare.
+    assert "uv run pytest -m slow" in run_lines(jobs["pack"])
 
 
-def test_dependabot_watches_actions_locked_packages_and_hooks(project: Project) -> None:
-    config = yaml.safe_load((project.path / ".github/dependabot.yml").read_text())
+def test_dependabot_watches_actions_locked_packages_and_hooks(rendered: Project) -> None:
+    config = yaml.safe_load((rendered.path / ".github/dependabot.yml").read_text())
     updates = {entry["package-ecosystem"]: entry for entry in config["updates"]}
     assert set(updates) == {"github-actions", "uv", "pre-commit"}
     assert all(entry["cooldown"]["default-days"] >= 7 for entry in updates.values())

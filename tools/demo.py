@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from environments import find_python, first_steps
+from nexo_plugin_runtime.testing import PluginHost, broker_event
 from rendering import TEMPLATE_ROOT, copier_cli
-from scripted_host import INIT, ScriptedHost
 
 
-def show(arrow: str, frame: dict[str, object]) -> None:
+def show(arrow: str, frame: object) -> None:
     text = json.dumps(frame)
     print(f"  {arrow} {text if len(text) <= 160 else text[:157] + '...'}")
 
@@ -38,27 +38,21 @@ def main(argv: list[str]) -> int:
     print(f"\n$ bin/my_plugin --print-manifest  (exit {probe.returncode}, before any install)")
     print("  " + "\n  ".join(probe.stdout.splitlines()[4:9]) + "\n  ...")
 
-    print("\nthe README's first steps: git init, uv sync (the SDK, the dev tools, uv.lock), commit")
+    print("\nthe README's first steps: git init, uv sync (the runtime, the SDK, the tools), commit")
     first_steps(destination, find_python("3.10") or sys.executable)
 
     print(f"\nscripted handshake with bin/my_plugin, run from {parent}:")
-    topic = "plugin.outbound.my_plugin"
-    event = {"topic": topic, "source": "demo", "session_id": None, "payload": {"text": "hello"}}
-    with ScriptedHost([str(launcher)], cwd=parent) as host:
-        show("->", INIT)
-        show("<-", host.call(INIT))
-        notification = {
-            "jsonrpc": "2.0",
-            "method": "broker.event",
-            "params": {"topic": topic, "event": event},
-        }
-        show("->", notification)
-        host.send(notification)
-        show("<-", host.frame())
-        shutdown = {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}
-        show("->", shutdown)
-        show("<-", host.call(shutdown))
-        print(f"  plugin exited with {host.exit_code()}")
+    with PluginHost(project=destination, cwd=parent) as host:
+        initialize = {"nexo_version": "0.1.5"}
+        show("->", {"method": "initialize", "params": initialize})
+        show("<-", host.request("initialize", initialize))
+        event = broker_event("plugin.outbound.my_plugin", {"text": "hello"})
+        show("->", {"method": "broker.event", "params": event})
+        host.notify("broker.event", event)
+        show("<-", host.next_notification("broker.publish"))
+        show("->", {"method": "shutdown"})
+        show("<-", host.request("shutdown"))
+        print(f"  plugin exited with {host.wait()}")
     print(f"\nNext: cd {destination} && uv run pytest")
     return 0
 

@@ -84,9 +84,9 @@ class Runner(Protocol):
     @property
     def backlogged(self) -> bool: ...
 
-    async def publish(
-        self, topic: str, payload: Any, source: str, session_id: str | None
-    ) -> str: ...
+    def publish(self, topic: str, payload: Any, source: str, session_id: str | None) -> str: ...
+
+    def pace(self) -> Awaitable[object] | None: ...
 
     def run_background(self, task: BackgroundTask) -> None: ...
 
@@ -251,7 +251,10 @@ class PluginContext(Generic[ConfigT]):
         runner = self._lifecycle.runner
         if runner is None:
             raise published_too_early(topic)
-        return await runner.publish(topic, payload, self.id, session_id)
+        event_id = runner.publish(topic, payload, self.id, session_id)
+        if (pause := runner.pace()) is not None:  # the daemon is behind: wait for it
+            await pause
+        return event_id
 
     def run_background(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.scanner import make_scanner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,15 +45,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _finite_int(text: str) -> int | float:
-    if len(text) > LONGEST_SAFE_INTEGER:
-        _finite_float(text)  # the daemon reads it as f64: it must fit
-    return int(text)
-
-
-_decoder = json.JSONDecoder(
-    parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_finite_int
-)
+# Integers are read by json's C scanner itself (a hook per integer would cost every frame);
+# one too long for an f64 can only be in a text this long, which is then looked through.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# The scanner alone, called as JSONDecoder.raw_decode calls it: decode() checks the ends.
+_scan = make_scanner(_decoder)
+_SPACE = " \t\n\r"
 # Default separators and ASCII output: the bytes the SDK's own json.dumps would write.
 _encoder = json.JSONEncoder(allow_nan=False)
 
@@ -76,6 +74,18 @@ def lone_surrogate(text: str) -> str | None:
     return None if high is None else f"\\u{high}"
 
 
+def _long_number(text: str) -> str | None:
+    """The first number in JSON `text` beyond what an f64 holds, or None."""
+    if len(text) > LONGEST_SAFE_INTEGER:
+        for match in _LONG_NUMBER.finditer(text):
+            try:
+                _finite_float(match[0])
+            except ValueError:
+                if _outside_strings(text, match.start()):
+                    return match[0]
+    return None
+
+
 def check_text(text: str) -> None:
     """FrameError if serde_json would refuse JSON `text` that Python's json wrote."""
     if "\\ud" in text and (escape := lone_surrogate(text)) is not None:
@@ -83,16 +93,11 @@ def check_text(text: str) -> None:
             f"not JSON the daemon reads: a lone UTF-16 surrogate {escape} (text decoded with "
             "surrogateescape, such as os.fsdecode of bytes that are not UTF-8)"
         )
-    if len(text) > LONGEST_SAFE_INTEGER:
-        for match in _LONG_NUMBER.finditer(text):
-            try:
-                _finite_float(match[0])
-            except ValueError:
-                if _outside_strings(text, match.start()):
-                    raise FrameError(
-                        f"not JSON the daemon reads: the number {match[0][:20]}... is beyond "
-                        "what a 64-bit float holds"
-                    ) from None
+    if (number := _long_number(text)) is not None:
+        raise FrameError(
+            f"not JSON the daemon reads: the number {number[:20]}... is beyond what a 64-bit "
+            "float holds"
+        )
 
 
 def _outside_strings(text: str, position: int) -> bool:
@@ -114,7 +119,16 @@ def decode(line: bytes) -> Any:
     text = line.decode("utf-8")
     if "\\ud" in text and (escape := lone_surrogate(text)) is not None:
         raise ValueError(f"lone UTF-16 surrogate {escape}")
-    return _decoder.decode(text)
+    if (number := _long_number(text)) is not None:
+        raise ValueError(f"number {number[:20]}... is out of range")
+    start = len(text) - len(text.lstrip(_SPACE)) if text[:1] in _SPACE else 0
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as error:
+        raise json.JSONDecodeError("Expecting value", text, error.value) from None
+    if end != len(text) and text[end:].strip(_SPACE):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def encode(value: Any) -> str:

@@ -78,13 +78,26 @@ PUBLISHES_BETWEEN_YIELDS = 64
 METHOD_NOT_FOUND, INVALID_PARAMS = -32601, -32602
 
 
-def new_event_id() -> str:
-    """A random (version 4) UUID string, as uuid.uuid4() but without its per-call overhead."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    hexed = raw.hex()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+class _RandomIds:
+    """Random (version 4) UUID strings, as uuid.uuid4() but without its per-call overhead:
+    the random bytes come from os.urandom 4 KiB at a time."""
+
+    pool = b""
+    offset = 0
+
+    @classmethod
+    def next(cls) -> str:
+        if cls.offset >= len(cls.pool):
+            cls.pool, cls.offset = os.urandom(4096), 0
+        raw = bytearray(cls.pool[cls.offset : cls.offset + 16])
+        cls.offset += 16
+        raw[6] = (raw[6] & 0x0F) | 0x40
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        hexed = raw.hex()
+        return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+new_event_id = _RandomIds.next
 
 
 class _Clock:
@@ -103,6 +116,17 @@ class _Clock:
 
 
 utc_timestamp = _Clock.now
+# The JSON of the topics and sources a plugin publishes with: a few strings, sent many times.
+_QUOTED: dict[str, str] = {}
+
+
+def _quoted(text: str) -> str:
+    quoted = _QUOTED.get(text)
+    if quoted is None:
+        quoted = encode(text)
+        if len(_QUOTED) < 1024:
+            _QUOTED[text] = quoted
+    return quoted
 
 
 class HostClient(BrokerSender):
@@ -166,7 +190,9 @@ class HostClient(BrokerSender):
 
     async def publish(self, topic: str, event: Event) -> None:
         """The SDK's publish, stamped so the daemon accepts it (prefer plugin.publish)."""
-        await self.session.publish(topic, event.payload, event.source, None)
+        self.session.publish(topic, event.payload, event.source, None)
+        if (pause := self.session.pace()) is not None:
+            await pause
 
 
 class BoundedStream(LlmStream):
@@ -212,31 +238,27 @@ class _Input(asyncio.Protocol):
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._buffer = bytearray()
+        self._pending = b""  # the start of a line whose end has not come yet
         self._skipping = False  # inside a line longer than the frame limit
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        start = 0
         session = self._session
-        while not session.closing:
-            end = buffer.find(b"\n", start)
-            if end < 0:
+        lines = (self._pending + data if self._pending else data).split(b"\n")
+        self._pending = lines.pop()
+        for line in lines:
+            if session.closing:
                 break
             if self._skipping:  # the end of a line already reported as too long
                 self._skipping = False
-            elif end - start > MAX_FRAME_BYTES:
+            elif len(line) > MAX_FRAME_BYTES:
                 log.warning("frame longer than %d bytes skipped", MAX_FRAME_BYTES)
-            elif end > start:
-                session.handle_line(bytes(buffer[start:end]))
-            start = end + 1
-        del buffer[:start]
-        if len(buffer) > MAX_FRAME_BYTES:  # no end in sight: stop keeping it
+            elif line:
+                session.handle_line(line)
+        if len(self._pending) > MAX_FRAME_BYTES:  # no end in sight: stop keeping it
             if not self._skipping:
                 log.warning("frame longer than %d bytes skipped", MAX_FRAME_BYTES)
                 self._skipping = True
-            buffer.clear()
+            self._pending = b""
 
     def eof_received(self) -> bool:
         self._session.stop("stdin closed")
@@ -310,6 +332,7 @@ class Session:
         self._writable.set()
         self._publishes_without_wait = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks_pruned_at = 64  # its size after the last pruning (at least 64)
         self._background: set[asyncio.Task[Any]] = set()
         self._waiting_background = list(loaded.lifecycle.waiting)  # from on_start
         self._exit_code = 0
@@ -457,9 +480,16 @@ class Session:
         self.pending.clear()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run a handler as a task, kept (to be awaited or cancelled when the plugin stops)
+        while it runs. Finished tasks are let go of in bulk, not one callback each: a
+        handler per event is the plugin's hottest path."""
         task = self._loop.create_task(coroutine, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not task.done():  # an eager task (Python 3.12+) may have finished already
+            tasks = self._tasks
+            if len(tasks) >= self._tasks_pruned_at * 2:
+                tasks.difference_update([kept for kept in tasks if kept.done()])
+                self._tasks_pruned_at = max(len(tasks), 64)
+            tasks.add(task)
         return task
 
     @property
@@ -487,7 +517,11 @@ class Session:
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue one frame; all frames queued in one loop pass go out in one write."""
-        text = redact(encode(frame))
+        self.send_text(encode(frame))
+
+    def send_text(self, text: str) -> None:
+        """Queue one frame already encoded, its secrets masked on the way."""
+        text = redact(text)
         if not self._output_open:
             raise BrokenPipeError("stdout is closed: the daemon stopped reading")
         self._out.append(text)
@@ -510,38 +544,40 @@ class Session:
             error["data"] = data
         self.send({"jsonrpc": JSONRPC_VERSION, "id": request_id, "error": error})
 
-    async def publish(self, topic: str, payload: Any, source: str, session_id: str | None) -> str:
-        """Send a broker.publish the daemon accepts. Frames go out in the order publish() is
-        called; while the daemon does not read, the caller then waits."""
+    def publish(self, topic: str, payload: Any, source: str, session_id: str | None) -> str:
+        """Send a broker.publish the daemon accepts; its event id. Frames go out in the order
+        publish() is called; pace() then says whether the caller must wait."""
         if not self.handshake_done:
             raise published_too_early(topic)
         event_id = new_event_id()
-        event = {
-            "id": event_id,
-            "timestamp": utc_timestamp(),
-            "topic": topic,
-            "source": source,
-            "session_id": session_id,
-            "payload": payload,
-        }
         try:
-            self.send(
-                {
-                    "jsonrpc": JSONRPC_VERSION,
-                    "method": "broker.publish",
-                    "params": {"topic": topic, "event": event},
-                }
-            )
+            # The frame json.dumps would write, with only the payload (and the session id)
+            # encoded: the rest is known to be JSON already.
+            body = encode(payload)
+            session = "null" if session_id is None else encode(session_id)
         except FrameError as error:
             raise FrameError(f"cannot publish on {topic!r}: the payload is {error}") from None
+        quoted = _quoted(topic)
+        self.send_text(
+            '{"jsonrpc": "2.0", "method": "broker.publish", "params": {"topic": '
+            f'{quoted}, "event": {{"id": "{event_id}", "timestamp": "{utc_timestamp()}", '
+            f'"topic": {quoted}, "source": {_quoted(source)}, "session_id": {session}, '
+            f'"payload": {body}}}}}}}'
+        )
         self._publishes_without_wait += 1
+        return event_id
+
+    def pace(self) -> Awaitable[object] | None:
+        """What a publisher waits on before it goes on: the daemon reading again (while its
+        pipe is full), or one pass of the loop after a long run of publishes (so that the
+        flush, other tasks and signals get their turn); None: go on at once."""
         if not self._writable.is_set():
             self._publishes_without_wait = 0
-            await self._writable.wait()
-        elif self._publishes_without_wait >= PUBLISHES_BETWEEN_YIELDS:
+            return self._writable.wait()
+        if self._publishes_without_wait >= PUBLISHES_BETWEEN_YIELDS:
             self._publishes_without_wait = 0
-            await asyncio.sleep(0)
-        return event_id
+            return asyncio.sleep(0)
+        return None
 
     # -- reading ---------------------------------------------------------------------------
 
