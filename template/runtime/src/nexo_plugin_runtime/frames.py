@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from json.scanner import make_scanner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 JSONRPC_VERSION = "2.0"
@@ -49,7 +49,8 @@ def _finite_float(text: str) -> float:
 # one too long for an f64 can only be in a text this long, which is then looked through.
 _decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 # The scanner alone, called as JSONDecoder.raw_decode calls it: decode() checks the ends.
-_scan = make_scanner(_decoder)
+# (typeshed leaves the attribute out.)
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 _SPACE = " \t\n\r"
 # Default separators and ASCII output: the bytes the SDK's own json.dumps would write.
 _encoder = json.JSONEncoder(allow_nan=False)
