@@ -124,6 +124,19 @@ def test_a_token_that_breaks_the_request_never_shows_in_the_report(
     assert api.requests == []
 
 
+def test_a_request_that_cannot_be_made_is_reported_not_raised(
+    plugin: PluginContext[None], api: LocalHTTPServer
+) -> None:
+    # A header cannot carry this token (not ASCII): no request, no retry, the reason masked.
+    token = Secret("tøken-that-no-header-takes")
+    result = send(plugin, api.url("/in"), {}, idempotency_key="k", token=token, attempts=3)
+    assert (result.delivered, result.attempts, result.http_status) == (False, 1, None)
+    assert result.error is not None
+    assert result.error.startswith("UnicodeEncodeError")
+    assert "tøken" not in result.error
+    assert api.requests == []
+
+
 def test_settings_that_cannot_work_are_refused(plugin: PluginContext[None]) -> None:
     with pytest.raises(ConfigError, match="is not an http"):
         send(plugin, "mailto:x@y", {}, idempotency_key=None)

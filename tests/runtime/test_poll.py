@@ -117,6 +117,15 @@ def test_an_unreachable_feed_backs_off(plugin: PluginContext[None]) -> None:
     assert polls(plugin, unreachable, 3) == [1.0, 2.0, 4.0]
 
 
+def test_a_request_that_cannot_be_made_backs_off_instead_of_crashing(
+    plugin: PluginContext[None], feed: LocalHTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = poller(plugin, feed, Items(), token=Secret("tøken-no-header-takes"))
+    assert polls(plugin, target, 2) == [10.0, 20.0]
+    assert "UnicodeEncodeError" in caplog.text
+    assert "tøken" not in caplog.text
+
+
 def test_one_bad_item_never_blocks_the_others_nor_the_record(
     plugin: PluginContext[None], feed: LocalHTTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -77,7 +77,7 @@ async def deliver(
         raise ValueError(f"attempts={attempts}: at least one is needed")
     import asyncio
 
-    import httpx
+    import httpx  # the client raises its errors
 
     body = encode(payload).encode()
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
@@ -95,10 +95,13 @@ async def deliver(
         pause = min(backoff * 2.0 ** (result.attempts - 1), max_backoff)
         try:
             response = await client.post(url, content=body, headers=sent_headers, timeout=timeout)
-        except httpx.HTTPError as error:
+        except httpx.TransportError as error:  # worth another try
             result.http_status, result.error = None, describe(error)
             wait = pause
             continue
+        except Exception as error:  # no request can be made: an invalid URL or header
+            result.error = describe(error)
+            break
         result.http_status = response.status_code
         if response.is_success:
             result.delivered, result.error = True, None

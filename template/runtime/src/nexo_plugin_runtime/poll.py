@@ -152,13 +152,11 @@ class FeedPoller:
 
     async def poll(self) -> float:
         """Fetch the feed once and handle its new items; the seconds until the next poll."""
-        import httpx
-
         try:
             response = await client_for(self.plugin).get(
                 self.url, headers=self._headers(), timeout=self.timeout
             )
-        except httpx.HTTPError as error:
+        except Exception as error:  # no connection, a timeout, or no request could be made
             wait = self._backoff()
             log.warning("polling %s failed (%s): next try in %gs", self.url, describe(error), wait)
             return wait
