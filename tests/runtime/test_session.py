@@ -12,10 +12,12 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Start
-from harness import InProcessPlugin
+from harness import STOPS_PROMPTLY, InProcessPlugin
+from nexo_plugin_runtime.session import STOP_GRACE_SECONDS
 from nexo_plugin_runtime.testing import (
     NEXO_VERSION,
     assert_daemon_accepts,
@@ -39,7 +41,7 @@ INITIALIZE = {
 }
 
 
-def rest(plugin: InProcessPlugin) -> list[dict]:
+def rest(plugin: InProcessPlugin) -> list[dict[str, Any]]:
     """Every frame the plugin writes from now until its stdout closes."""
     frames = plugin.received()
     plugin.notifications.clear()
@@ -48,7 +50,7 @@ def rest(plugin: InProcessPlugin) -> list[dict]:
     return frames
 
 
-def published(plugin: InProcessPlugin, count: int = 1) -> list[dict]:
+def published(plugin: InProcessPlugin, count: int = 1) -> list[dict[str, Any]]:
     """The next `count` events the plugin published, checked as the daemon reads them."""
     return [
         assert_daemon_accepts(
@@ -238,7 +240,7 @@ async def on_shutdown(plugin: PluginContext[None]) -> None:
         {"shutdown": True},
     ]
     assert plugin.wait() == 0
-    assert time.monotonic() - asked < 1.0
+    assert time.monotonic() - asked < STOPS_PROMPTLY
     assert plugin.next_frame() is None  # stdout closed, nothing after
 
 
@@ -352,3 +354,101 @@ def test_logging_of_the_session_goes_through_logging(
     plugin.send_line(b"{bad")
     plugin.request("no.such.method")
     assert "malformed frame skipped" in caplog.text
+
+
+def test_stopping_cuts_short_what_outlives_the_grace(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    plugin = start(
+        """
+import asyncio
+from nexo_plugin_runtime import InboundEvent, PluginContext
+
+async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent) -> None:
+    await asyncio.sleep(30)  # a handler that would not finish
+
+async def on_shutdown(plugin: PluginContext[None]) -> None:
+    raise RuntimeError("cleanup failed")
+"""
+    )
+    plugin.notify("broker.event", broker_event("plugin.outbound.chan", 1))
+    plugin.notify("broker.event", {"topic": "plugin.outbound.chan", "event": "not an object"})
+    assert plugin.request("shutdown")["result"] == {"ok": True}
+    assert plugin.wait() == 0
+    assert "1 handler(s) still running at the deadline: cancelled" in caplog.text
+    assert "on_shutdown failed" in caplog.text
+    assert "`event` is not an object" in caplog.text
+    # The daemon kills a plugin 1 s after asking it to stop: the grace leaves time to exit.
+    assert STOP_GRACE_SECONDS < 1.0
+
+
+HOST_CALLS = """
+import asyncio
+from typing import Any
+from nexo_plugin_runtime import PluginContext, RpcError, ToolCall, Tools, text_result
+from nexo_plugin_sdk import Event
+
+tools = Tools()
+
+@tools.tool("call", "Calls the host as told.")
+async def call(plugin: PluginContext[None], call: ToolCall[Any]) -> Any:
+    try:
+        if call.args == "unsendable":
+            await plugin.broker.memory_recall(agent_id="a", query="\\ud800")
+        elif call.args == "bad-final":
+            stream = plugin.broker.llm_complete_stream(provider="p", model="m", messages=[])
+            await stream.final_result()
+        elif call.args == "sdk-publish":
+            await plugin.broker.publish("plugin.inbound.chan", Event.new("t", "s", {"via": "sdk"}))
+        elif call.args == "odd-details":
+            from nexo_plugin_runtime import ToolArgumentInvalid
+            raise ToolArgumentInvalid("odd", details={"value": float("nan")})
+        elif call.args == "waits":
+            await plugin.broker.memory_recall(agent_id="a", query="q", timeout=30)
+    except RpcError as error:
+        return text_result(f"{type(error).__name__}: {error}")
+    return text_result("done")
+"""
+
+
+def text(reply: dict[str, Any]) -> str:
+    return str(reply["result"]["content"][0]["text"])
+
+
+def test_host_calls_that_cannot_go_out_or_come_back_wrong(start: Start) -> None:
+    plugin = start(HOST_CALLS, tools=("ID_call",))
+    name = f"{plugin.plugin_id}_call"
+    assert text(plugin.invoke_tool(name, "unsendable")).startswith("RpcTransportError: cannot send")
+    plugin.answer("llm.complete", result={"usage": "not an object"})
+    assert text(plugin.invoke_tool(name, "bad-final")).startswith("RpcDecodeError")
+    assert text(plugin.invoke_tool(name, "sdk-publish")) == "done"
+    event = plugin.next_notification("broker.publish")["params"]["event"]
+    assert (event["payload"], event["source"]) == ({"via": "sdk"}, "s")  # stamped, as given
+    odd = plugin.invoke_tool(name, "odd-details")["error"]
+    assert (odd["code"], "data" in odd) == (-33402, False)
+    plugin.request("tool.invoke", {"tool_name": name})  # no id: nothing to answer
+    plugin.notify("tool.invoke", {"tool_name": name})
+
+
+def test_a_host_call_still_waiting_when_the_plugin_stops_is_failed(start: Start) -> None:
+    plugin = start(HOST_CALLS, tools=("ID_call",))
+    plugin.answer("memory.recall", silent=True)
+    plugin.send(
+        {"jsonrpc": "2.0", "id": 9, "method": "tool.invoke",
+         "params": {"tool_name": f"{plugin.plugin_id}_call", "args": "waits"}}
+    )  # fmt: skip
+    wait_until(lambda: plugin.asked("memory.recall"), "the host call")
+    plugin.close_stdin()
+    assert plugin.wait() == 0
+    replies = [frame for frame in rest(plugin) if frame.get("id") == 9]
+    assert text(replies[0]) == "RpcTransportError: the plugin is stopping"
+
+
+def test_events_for_a_plugin_without_on_event_are_ignored(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    plugin = start("def on_start(plugin):\n    pass\n")
+    plugin.notify("broker.event", broker_event("plugin.outbound.chan", 1))
+    assert plugin.request("no.such")["error"]["code"] == -32601
+    assert "handlers.py has no on_event" in caplog.text

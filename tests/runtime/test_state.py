@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from nexo_plugin_runtime.state import StateFile, open_state
+from nexo_plugin_runtime.state import open_state
 
 
 def test_a_saved_document_is_loaded_back_and_the_default_is_a_fresh_copy(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_a_file_that_cannot_be_read_is_set_aside_with_a_warning(
 def test_a_failed_save_leaves_the_old_document(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = StateFile(tmp_path / "seen.json", None)
+    state = open_state(tmp_path, "seen", None)
     state.save({"version": 1})
 
     def crash(*args: object) -> None:
@@ -54,7 +54,7 @@ def test_a_failed_save_leaves_the_old_document(
 def test_a_planted_symlink_is_not_followed_when_saving(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("precious")
-    state = StateFile(tmp_path / "seen.json", None)
+    state = open_state(tmp_path, "seen", None)
     (tmp_path / f".seen.json.{os.getpid()}.partial").symlink_to(victim)
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         state.save({"x": 1})
@@ -68,7 +68,7 @@ def test_a_state_name_must_be_a_plain_file_name(tmp_path: Path, name: str) -> No
 
 
 def test_a_value_that_is_not_json_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    state = StateFile(tmp_path / "seen.json", None)
+    state = open_state(tmp_path, "seen", None)
     with pytest.raises(ValueError, match="Out of range float values"):
         state.save({"x": float("nan")})
     assert list(tmp_path.iterdir()) == []

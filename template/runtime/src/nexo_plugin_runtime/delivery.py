@@ -77,8 +77,6 @@ async def deliver(
         raise ValueError(f"attempts={attempts}: at least one is needed")
     import asyncio
 
-    import httpx  # the client raises its errors
-
     body = encode(payload).encode()
     sent_headers = {"Content-Type": "application/json", **(headers or {})}
     if idempotency_key:
@@ -86,7 +84,9 @@ async def deliver(
     if token is not None:
         sent_headers["Authorization"] = f"Bearer {token.reveal()}"
     result = DeliveryResult(idempotency_key)
-    client = client_for(plugin)
+    client = await client_for(plugin)
+    import httpx  # the client raises its errors (imported by now)
+
     wait = 0.0
     while result.attempts < attempts:
         if wait:

@@ -2,8 +2,8 @@
 closed when it stops, and the rules for waiting before a retry.
 
 httpx is a dependency of the runtime's `http` extra: a plugin that polls or delivers names
-`nexo-plugin-runtime[http]` in its pyproject.toml. It is imported when first used, in the
-loop, never before the plugin answers `initialize`.
+`nexo-plugin-runtime[http]` in its pyproject.toml. It is imported when first used, after
+the plugin answered `initialize`, in a thread.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .redaction import redact
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import asyncio
     from typing import Any
 
     import httpx
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 # the gateways' temporary failures.
 RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
-_clients: weakref.WeakKeyDictionary[PluginContext[Any], httpx.AsyncClient] = (
+_clients: weakref.WeakKeyDictionary[PluginContext[Any], asyncio.Future[httpx.AsyncClient]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -46,17 +47,38 @@ def require_http_url(setting: str, url: str) -> None:
         raise ConfigError([f"{setting} {url!r} is not an http:// or https:// URL"])
 
 
-def client_for(plugin: PluginContext[Any]) -> httpx.AsyncClient:
+async def client_for(plugin: PluginContext[Any]) -> httpx.AsyncClient:
     """The plugin's shared client (connections kept alive between calls), made on first use
-    and closed when the plugin stops."""
-    client = _clients.get(plugin)
-    if client is None or client.is_closed:
-        import httpx
+    and closed when the plugin stops. Concurrent first users wait for the same client."""
+    import asyncio  # here: a plugin's handlers import this module before `initialize`
 
-        client = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": _agent(plugin)})
-        _clients[plugin] = client
-        plugin.on_stop(client.aclose)
+    making = _clients.get(plugin)
+    if making is None or (making.done() and not _usable(making)):
+        making = asyncio.ensure_future(_new_client(plugin))
+        _clients[plugin] = making
+    return await asyncio.shield(making)
+
+
+def _usable(made: asyncio.Future[httpx.AsyncClient]) -> bool:
+    return not made.cancelled() and made.exception() is None and not made.result().is_closed
+
+
+async def _new_client(plugin: PluginContext[Any]) -> httpx.AsyncClient:
+    import asyncio
+
+    # httpx, and the anyio it connects with, take some tenths of a second to import: in a
+    # thread, while the loop goes on serving the webhook, tool calls and broker events.
+    client_class = await asyncio.to_thread(_client_class)
+    client = client_class(follow_redirects=True, headers={"User-Agent": _agent(plugin)})
+    plugin.on_stop(client.aclose)
     return client
+
+
+def _client_class() -> type[httpx.AsyncClient]:
+    import anyio  # noqa: F401  (else httpcore imports it on the first connection, in the loop)
+    import httpx
+
+    return httpx.AsyncClient
 
 
 def _agent(plugin: PluginContext[Any]) -> str:

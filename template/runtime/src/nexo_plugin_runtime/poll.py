@@ -153,9 +153,8 @@ class FeedPoller:
     async def poll(self) -> float:
         """Fetch the feed once and handle its new items; the seconds until the next poll."""
         try:
-            response = await client_for(self.plugin).get(
-                self.url, headers=self._headers(), timeout=self.timeout
-            )
+            client = await client_for(self.plugin)
+            response = await client.get(self.url, headers=self._headers(), timeout=self.timeout)
         except Exception as error:  # no connection, a timeout, or no request could be made
             wait = self._backoff()
             log.warning("polling %s failed (%s): next try in %gs", self.url, describe(error), wait)

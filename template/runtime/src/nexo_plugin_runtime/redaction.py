@@ -74,5 +74,8 @@ class RedactingStream:
         self.stream.write(redact(text))
         return len(text)
 
+    def flush(self) -> None:
+        self.stream.flush()
+
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
