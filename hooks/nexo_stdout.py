@@ -61,7 +61,7 @@ def _problem(call: ast.Call) -> str | None:
     position, keyword = BY_DESCRIPTOR[name]
     target = call.args[position] if len(call.args) > position else None
     target = next((k.value for k in call.keywords if k.arg == keyword), target)
-    if _is_stdout(target):
+    if target is not None and _is_stdout(target):
         return f"{name}() on stdout ({ast.unparse(target)}): write to stderr or use logging"
     return None
 
@@ -76,7 +76,9 @@ def problems(source: bytes, filename: str) -> list[str]:
     lines = source.decode("utf-8", "replace").splitlines()
     found = []
     for node in ast.walk(tree):
-        message = _problem(node) if isinstance(node, ast.Call) else None
+        if not isinstance(node, ast.Call):
+            continue
+        message = _problem(node)
         if message and ALLOW not in lines[node.lineno - 1]:
             found.append((node.lineno, node.col_offset + 1, message))
     return [f"{filename}:{line}:{column}: {message}" for line, column, message in sorted(found)]
