@@ -51,15 +51,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             return
 
 
+# Test files with a module-scoped fixture: their tests share a worker, which makes it once.
+SHARING_A_MODULE = {
+    f"tests/{path.name}"
+    for path in Path(__file__).parent.glob("test_*.py")
+    if '@pytest.fixture(scope="module")' in path.read_text(encoding="utf-8")
+}
+
+
 class CaseScheduling(LoadScopeScheduling):
     """xdist's scheduling by scope, the scope of a test being its combination (every test of
-    one combination runs on the worker that renders it, once), or else its file (a module's
-    fixtures are made once). xdist's own loadgroup does not work with pytest 9.2, whose node
-    ids xdist can no longer suffix."""
+    one combination runs on the worker that renders it, once), its file when the file has a
+    module-scoped fixture, or else the test alone. xdist's own loadgroup does not work with
+    pytest 9.2, whose node ids xdist can no longer suffix."""
 
     def _split_scope(self, nodeid: str) -> str:
         found = re.search(r"case=([a-z+]+)", nodeid)
-        return found.group(1) if found else nodeid.split("::", 1)[0]
+        if found:
+            return found.group(1)
+        path = nodeid.split("::", 1)[0]
+        return path if path in SHARING_A_MODULE else nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> CaseScheduling:
@@ -67,11 +78,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> CaseSch
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked `capability("x")` runs only for the combinations with x; a test of a
-    set-up project is slow."""
+    """A test marked `capability("x")` runs only for the combinations with x. A test of a
+    set-up project is slow, and so is one of a combination that is only rendered: the quick
+    tier renders the six that are also set up."""
     kept, deselected = [], []
     for item in items:
-        params = getattr(item, "callspec", None) and item.callspec.params
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
         case = params and (params.get("project") or params.get("rendered"))
         capability = item.get_closest_marker("capability")
         cases = item.get_closest_marker("cases")
@@ -81,7 +94,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ):
             deselected.append(item)
             continue
-        if params and "project" in params:
+        if case and ("project" in params or not CASES[case].full):
             item.add_marker(pytest.mark.slow)
         kept.append(item)
     if deselected:

@@ -49,6 +49,20 @@ def plain_template() -> Path:
     return copy_working_tree(TEMPLATE_ROOT, Path(tempfile.mkdtemp(prefix="nexo-template-")))
 
 
+@functools.cache
+def questionnaire() -> Path:
+    """The questions of this template (copier.yml and the jinja/ it includes) with only the
+    answers file and the manifest to render: copier asks, validates and derives every
+    answer as for the whole template, in a third of the time."""
+    dst = Path(tempfile.mkdtemp(prefix="nexo-questions-"))
+    shutil.copy2(TEMPLATE_ROOT / "copier.yml", dst)
+    shutil.copytree(TEMPLATE_ROOT / "jinja", dst / "jinja")
+    (dst / "template").mkdir()
+    for name in ("{{ _copier_conf.answers_file }}.jinja", "nexo-plugin.toml.jinja"):
+        shutil.copy2(TEMPLATE_ROOT / "template" / name, dst / "template")
+    return dst
+
+
 def template_copy(dst: Path, tag: str | None = "v1.0.0") -> Path:
     """This template (committed or not) as the root of a new git repository tagged `tag`:
     what a fork or a release looks like to copier."""

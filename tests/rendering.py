@@ -46,7 +46,11 @@ def copier_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    return parse_toml(path.read_text(encoding="utf-8"))
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    return tomllib.loads(text)
 
 
 def read_answers(project: Path) -> dict[str, Any]:

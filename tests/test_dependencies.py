@@ -26,6 +26,7 @@ from nexo_plugin_runtime.testing import PluginHost, broker_event
 from releases import install, make_writable, pack
 from rendering import render
 
+pytestmark = pytest.mark.slow
 TARGETS = [
     "aarch64-apple-darwin",
     "aarch64-unknown-linux-gnu",
@@ -33,6 +34,8 @@ TARGETS = [
     "x86_64-unknown-linux-gnu",
 ]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+# For the tests of what is vendored: the bytecode is tested with the native dependency.
+VENDOR_ONLY = ("--bytecode", "none")
 
 
 def names(tarball: Path) -> list[str]:
@@ -82,7 +85,7 @@ def plugin_with(
 
 def test_a_windows_only_marker_is_left_out(tmp_path: Path) -> None:
     project = plugin_with(tmp_path, "clicky", "click==8.3.1")
-    run = pack(project, tmp_path / "dist")
+    run = pack(project, tmp_path / "dist", *VENDOR_ONLY)
     assert run.returncode == 0, run.stderr
     (tarball,) = (tmp_path / "dist").glob("*.tar.gz")
     assert tarball.name == "clicky-0.1.0-noarch.tar.gz"
@@ -252,8 +255,12 @@ def wheel(folder: Path, name: str, version: str, files: dict[str, str], build: s
 @contextlib.contextmanager
 def package_index(root: Path) -> Iterator[str]:
     """`root` served over HTTP on 127.0.0.1 as a simple index (PEP 503): its URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
@@ -280,12 +287,12 @@ def test_a_wheel_that_differs_from_the_lock_is_refused(tmp_path: Path) -> None:
     with package_index(index) as url:
         env = {"UV_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "cache")}
         project = plugin_with(tmp_path, "hashed", "tinydep==1.0", **env)
-        assert pack(project, tmp_path / "dist", **env).returncode == 0
+        assert pack(project, tmp_path / "dist", *VENDOR_ONLY, **env).returncode == 0
         # The same file name, other bytes, and the index's link changed to match: what a
         # compromised index or mirror would serve.
         publish(index, wheel(built, "tinydep", "1.0", {"tinydep/__init__.py": "GOOD = False\n"}))
         shutil.rmtree(tmp_path / "cache")
-        run = pack(project, tmp_path / "dist2", **env)
+        run = pack(project, tmp_path / "dist2", *VENDOR_ONLY, **env)
     assert run.returncode == 1
     assert "tinydep" in run.stderr
     assert "differs from the sha256 in uv.lock" in run.stderr
@@ -301,7 +308,7 @@ def test_compiled_code_in_a_wheel_tagged_pure_is_refused(tmp_path: Path) -> None
     with package_index(index) as url:
         env = {"UV_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "cache")}
         project = plugin_with(tmp_path, "noarchy", "fastthing==1.0", **env)
-        run = pack(project, tmp_path / "dist", **env)
+        run = pack(project, tmp_path / "dist", *VENDOR_ONLY, **env)
     assert run.returncode == 1
     assert "fastthing 1.0 ships compiled code (fastthing/_speedups.so)" in run.stderr
     assert "a noarch tarball cannot carry it" in run.stderr
@@ -324,7 +331,7 @@ def test_a_higher_build_tag_on_the_index_is_not_vendored(tmp_path: Path) -> None
     wheel(wheels, "nexoai", "0.4.0", {"nexo_plugin_sdk/__init__.py": "FAKE = True\n"}, build="1")
     links = {"UV_FIND_LINKS": str(wheels), "UV_CACHE_DIR": str(tmp_path / "cache")}
     project = plugin_with(tmp_path, "tagged")  # locked from PyPI
-    run = pack(project, tmp_path / "dist", **links)
+    run = pack(project, tmp_path / "dist", *VENDOR_ONLY, **links)
     assert run.returncode == 0, run.stderr
     (tarball,) = (tmp_path / "dist").glob("*.tar.gz")
     with tarfile.open(tarball) as archive:

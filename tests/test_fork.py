@@ -4,11 +4,13 @@ file of a plugin generated from the fork with nothing but a plugin id."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 from git_repos import commit_all, template_copy
-from rendering import copier_cli, read_toml, tomllib
+from rendering import copier_cli, parse_toml, read_toml
 
 ORG_DEFAULTS = {
     "org_github_owner": "acme-robotics",
@@ -22,6 +24,12 @@ ORG_DEFAULTS = {
 }
 
 
+def default_line(value: str) -> Callable[[re.Match[str]], str]:
+    """The replacement of a question's default line: `value`, quoted for YAML."""
+    return lambda match: f"{match.group(1)}{value!r}\n"
+
+
+@pytest.mark.slow
 def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
     fork = template_copy(tmp_path / "fork", "v1.0.0")
     copier_yml = fork / "copier.yml"
@@ -34,7 +42,7 @@ def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
     for name, value in ORG_DEFAULTS.items():
         # The default line of each question, with any folded continuation lines.
         pattern = rf"(?m)^({name}:\n(?:  .*\n)*?  default: ).*\n(?:    .*\n)*"
-        text, count = re.subn(pattern, lambda m, v=value: f"{m.group(1)}{v!r}\n", text)
+        text, count = re.subn(pattern, default_line(value), text)
         assert count == 1, name
     copier_yml.write_text(text)
     commit_all(fork, "ACME defaults", "v1.1.0")
@@ -55,7 +63,9 @@ def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
     assert (project / "LICENSE").read_text().split()[:2] == ["Apache", "License"]
     readme = (project / "README.md").read_text()
     assert "ACME operators verify every plugin release." in readme
-    entry = tomllib.loads(re.search(r"```toml\n(\[\[authors\]\].*?)```", readme, re.S).group(1))
+    found = re.search(r"```toml\n(\[\[authors\]\].*?)```", readme, re.S)
+    assert found
+    entry = parse_toml(found.group(1))
     assert entry["authors"][0]["owner"] == "acme-robotics"
     assert entry["authors"][0]["mode"] == "warn"
     assert "acme-robotics" in entry["authors"][0]["identity_regexp"]

@@ -275,6 +275,7 @@ def test_hook_manifest_and_generated_config_are_valid(rendered: Project) -> None
     assert "https://github.com/zizmorcore/zizmor-pre-commit" in repos
 
 
+@pytest.mark.slow
 def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
     template = template_copy(tmp_path / "template", "v1.0.0")
     project = tmp_path / "plugin"

@@ -6,17 +6,26 @@ handlers, manifest, tests and release that must work with it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 
-from environments import run_in
+from environments import run_in, run_mypy
 from git_repos import git
-from projects import Project
+from projects import CAPABILITIES, CASES, Project
 from rendering import BIN, read_toml, runtime_pins
 
 
+def test_the_set_up_combinations_cover_every_pair_of_capabilities() -> None:
+    # For any two capabilities: a plugin with both, with neither, and with each alone.
+    full = [set(case.capabilities) for case in CASES.values() if case.full]
+    for first, second in itertools.combinations(CAPABILITIES, 2):
+        states = {(first in capabilities, second in capabilities) for capabilities in full}
+        assert len(states) == 4, (first, second, sorted(states))
+
+
 def test_mypy_strict_passes(project: Project) -> None:
-    run = run_in(project.path, "mypy")
+    run = run_mypy(project.path, project.tools_env)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -25,17 +34,25 @@ def test_own_tests_pass_under_coverage_and_meet_the_floor(project: Project) -> N
     # process; each file's tests on one core of this worker (-n0: the template's own tests
     # already use both cores).
     tests = run_in(
-        project.path, "coverage", "run", "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider"
+        project.path,
+        *("coverage", "run", "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider"),
+        env=project.tools_env,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "CoverageWarning" not in tests.stderr
     collected = tests.stdout.splitlines()[-1]
-    assert "passed" in collected and "deselected" in collected, collected  # the slow ones wait
+    assert "passed" in collected, collected
+    assert "deselected" in collected, collected  # the slow ones wait for -m slow
     report = run_in(project.path, "coverage", "report")
     assert report.returncode == 0, report.stdout + report.stderr
 
 
 def test_own_slow_tests_pack_install_and_run_the_release(project: Project) -> None:
-    tests = run_in(project.path, "pytest", "-q", "-n0", "-p", "no:cacheprovider", "-m", "slow")
+    tests = run_in(
+        project.path,
+        *("pytest", "-q", "-n0", "-p", "no:cacheprovider", "-m", "slow"),
+        env=project.tools_env,
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "3 passed" in tests.stdout
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git_repos import plain_template, template_copy
+from git_repos import plain_template, questionnaire, template_copy
 from rendering import BIN, TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
 
 COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
@@ -22,7 +22,7 @@ def validation_error(tmp_path: Path, **data: object) -> str | None:
     """copier's validation message for these answers, or None when they are accepted."""
     dst = tmp_path / "dst"
     try:
-        render(dst, pretend=True, template=plain_template(), **data)
+        render(dst, pretend=True, template=questionnaire(), **data)
     except ValueError as error:
         assert not dst.exists(), "a refused answer must leave nothing behind"
         return str(error)
@@ -132,7 +132,7 @@ def test_choices_reject_unknown_values(tmp_path: Path, question: str, value: str
 def test_plugin_id_defaults_to_a_valid_id_from_the_folder_name(
     tmp_path: Path, folder: str, plugin_id: str
 ) -> None:
-    render(tmp_path / folder, template=plain_template())
+    render(tmp_path / folder, template=questionnaire())
     answers = read_answers(tmp_path / folder)
     assert answers["plugin_id"] == plugin_id
     assert answers["channel_kind"] == plugin_id
@@ -172,6 +172,7 @@ def test_copier_yml_needs_no_trust() -> None:
     assert {"_tasks", "_jinja_extensions", "_migrations"} & set(COPIER_YML) == set()
 
 
+@pytest.mark.slow
 def test_copier_cli_renders_without_trust(tmp_path: Path) -> None:
     dst = tmp_path / "cli_plugin"
     run = copier_cli(
@@ -193,6 +194,7 @@ def test_copier_cli_renders_without_trust(tmp_path: Path) -> None:
     assert ready in run.stdout + run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -226,6 +228,7 @@ def test_copier_cli_reports_a_bad_answer(tmp_path: Path, data: str, message: str
     assert not dst.exists()
 
 
+@pytest.mark.slow
 def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> None:
     oldest = COPIER_YML["_min_copier_version"]
     dst = tmp_path / "oldest"
@@ -249,6 +252,7 @@ def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> N
         assert (dst / name).read_bytes() == (current / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_template_path_with_a_hash_stays_whole_in_the_pre_commit_config(tmp_path: Path) -> None:
     template = template_copy(tmp_path / "my templates #1" / "nexo-python-template")
     project = tmp_path / "hashed"

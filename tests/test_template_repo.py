@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from projects import Project
 from rendering import BIN, TEMPLATE_ROOT
@@ -54,6 +55,19 @@ def test_own_python_is_ruff_clean() -> None:
         assert run.returncode == 0, run.stdout + run.stderr
 
 
+def test_own_python_is_mypy_strict() -> None:
+    # tests/runtime has a conftest.py of its own: mypy checks it apart (pyproject.toml).
+    for command, cwd in (
+        ([str(BIN / "mypy")], TEMPLATE_ROOT),
+        (
+            [str(BIN / "mypy"), "--strict", "--python-version", "3.10", "."],
+            TEMPLATE_ROOT / "tests/runtime",
+        ),
+    ):
+        run = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_own_dev_tools_are_locked() -> None:
     run = subprocess.run(
         [str(BIN / "uv"), "lock", "--check", "--offline"], cwd=TEMPLATE_ROOT, capture_output=True
@@ -76,7 +90,9 @@ def halves(launcher: Path) -> tuple[str, str]:
     return shell.replace("''':'\n", "", 1) + "\n", python.lstrip("\n")
 
 
-def test_the_launcher_passes_shellcheck_and_ruff(project: Project, tmp_path: Path) -> None:
+@pytest.mark.cases("echo")
+def test_the_launcher_passes_shellcheck_and_ruff(rendered: Project, tmp_path: Path) -> None:
+    project = rendered
     shell, python = halves(project.launcher)
     (tmp_path / "launcher.sh").write_text(shell)
     checked = subprocess.run(

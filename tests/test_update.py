@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from environments import find_python, first_steps, run_in, uv
+from environments import find_python, first_steps, run_in, run_mypy, tools_env, uv
 from git_repos import commit_all, git, template_copy
 from nexo_plugin_runtime.integrity import hashes_listing
 from rendering import copier_cli, read_answers, read_toml, runtime_pins
@@ -185,6 +185,7 @@ def test_the_updated_plugin_passes_its_checks_then_refuses_an_edited_runtime(
     round_trip: RoundTrip,
 ) -> None:
     project = round_trip.project
+    env = tools_env(PYTHON)
     after_update(project)
     locked = {
         package["name"]: package.get("version")
@@ -192,14 +193,13 @@ def test_the_updated_plugin_passes_its_checks_then_refuses_an_edited_runtime(
     }
     assert locked["nexoai"] == runtime_pins()["nexoai"]
     assert {"httpx", "pydantic"} <= set(locked)
-    for command in (
-        ("ruff", "check", "."),
-        ("ruff", "format", "--check", "."),
-        ("mypy",),
-        ("pytest", "-q", "-n0", "-p", "no:cacheprovider"),
-        ("python", "bin/upd_plugin", "--check"),
+    for run in (
+        run_in(project, "ruff", "check", ".", env=env),
+        run_in(project, "ruff", "format", "--check", ".", env=env),
+        run_mypy(project, env),
+        run_in(project, "pytest", "-q", "-n0", "-p", "no:cacheprovider", env=env),
+        run_in(project, "python", "bin/upd_plugin", "--check", env=env),
     ):
-        run = run_in(project, *command)
         assert run.returncode == 0, run.stdout + run.stderr
     session = project / "runtime/src/nexo_plugin_runtime/session.py"
     append(session, "# the author's tweak\n")
@@ -215,24 +215,30 @@ def test_the_updated_plugin_passes_its_checks_then_refuses_an_edited_runtime(
     )
 
 
-def test_a_new_question_answered_with_data(tmp_path: Path) -> None:
-    template, project = render_v1(tmp_path, "plugin_id=data_plugin", synced=False)
-    release_v2(template)
-    url = "https://support.example.com/nexo"
-    run = copier_cli("update", "--defaults", "--data", f"support_url={url}", cwd=project)
-    assert run.returncode == 0, run.stderr
-    assert read_answers(project)["support_url"] == url
-    assert f"Support: {url}" in (project / "README.md").read_text()
+SUPPORT_URL = "https://support.example.com/nexo"
 
 
-def test_an_edit_to_a_file_the_template_owns_conflicts_visibly(tmp_path: Path) -> None:
-    template, project = render_v1(tmp_path, "plugin_id=clash", synced=False)
+@pytest.fixture(scope="module")
+def clash(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
+    """A plugin whose author edited files the template owns, updated to a v2 that changes
+    them too, answering v2's new question on the command line."""
+    template, project = render_v1(tmp_path_factory.mktemp("clash"), "plugin_id=clash", synced=False)
     append(project / "bin/clash", "# the author's line\n")
     append(project / "runtime/src/nexo_plugin_runtime/frames.py", "# the author's runtime line\n")
     commit_all(project, "author edits what the template owns")
     append(template / "template/bin/{{ plugin_id }}.jinja", "# the template's line\n")
     release_v2(template)
-    run = copier_cli("update", "--defaults", cwd=project)
+    update = copier_cli("update", "--defaults", "--data", f"support_url={SUPPORT_URL}", cwd=project)
+    return RoundTrip(template, project, update)
+
+
+def test_a_new_question_answered_with_data(clash: RoundTrip) -> None:
+    assert read_answers(clash.project)["support_url"] == SUPPORT_URL
+    assert f"Support: {SUPPORT_URL}" in (clash.project / "README.md").read_text()
+
+
+def test_an_edit_to_a_file_the_template_owns_conflicts_visibly(clash: RoundTrip) -> None:
+    project, run = clash.project, clash.update
     for path in (project / "bin/clash", project / "runtime/src/nexo_plugin_runtime/frames.py"):
         text = path.read_text()
         assert "<<<<<<< before updating" in text, path

@@ -403,20 +403,22 @@ def interpreters(
     a note with `available` (there the plugin compiles them into the user's cache instead)."""
     if policy == "none":
         return {}
-    found, missing = {}, []
-    for python in pythons:
-        version = f"{python[0]}.{python[1]}"
+
+    def find(python: tuple[int, int]) -> str | None:
         if sys.implementation.name == "cpython" and sys.version_info[:2] == python:
-            found[python] = sys.executable
-            continue
+            return sys.executable
         run = subprocess.run(
-            [uv_command(), "python", "find", "--no-project", f"cpython@{version}"],
+            [uv_command(), "python", "find", "--no-project", f"cpython@{python[0]}.{python[1]}"],
             capture_output=True, text=True,
         )  # fmt: skip
-        if run.returncode == 0 and run.stdout.strip():
-            found[python] = run.stdout.strip()
-        else:
-            missing.append(version)
+        return run.stdout.strip() if run.returncode == 0 and run.stdout.strip() else None
+
+    # uv looks for each version at once: a missing one can take it a second (it asks every
+    # python on PATH, version managers' shims included).
+    with ThreadPoolExecutor(max_workers=len(pythons)) as pool:
+        paths = dict(zip(pythons, pool.map(find, pythons), strict=True))
+    found = {python: path for python, path in paths.items() if path is not None}
+    missing = [f"{python[0]}.{python[1]}" for python, path in paths.items() if path is None]
     if missing and policy == "all":
         problems.append(
             f"no CPython {', '.join(missing)} here to compile bytecode with: install "
