@@ -9,8 +9,10 @@ reference (a plain synchronous loop doing the same work with nothing but the sta
 library), the interpreter's own start, the same code installed with pip in a venv. Each
 figure is taken in turn with its reference (A, B, A, B, ...): the table shows each side's
 median and the median of the per-pair ratios, so machine noise cancels. Both sides use the
-same real interpreter. Nothing here asserts: the targets are printed next to the ratios,
-and every event a plugin publishes is checked to be strict JSON the daemon accepts.
+same real interpreter. Then it times a freshly generated plugin's first `uv run pytest`
+for three combinations of capabilities. Nothing here asserts: the targets are printed next
+to the figures, and every event a plugin publishes is checked to be strict JSON the daemon
+accepts.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from rendering import render
 
 INITIALIZE = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"nexo_version":"0.1.5"}}\n'
 EVENTS = 10_000
+ALL_CAPABILITIES = ("webhook", "poller", "outbound", "tools")
 DAEMON_QUEUE = 64  # frames the daemon queues for a plugin before it drops events
 # The plainest plugin the SDK allows: its adapter and the generated plugin's echo payload,
 # published with Event.new (no id or timestamp: the daemon would drop it), nothing else.
@@ -194,9 +197,10 @@ def throughput(command: list[str], env: dict[str, str], check: bool) -> float:
     """Events per second: EVENTS notifications written as fast as the pipe takes them."""
     lines = b"".join(event_line(index) for index in range(EVENTS))
     process = started(command, env)
-    assert process.stdin is not None
+    stdin = process.stdin
+    assert stdin is not None
     assert process.stdout is not None
-    writer = threading.Thread(target=lambda: (process.stdin.write(lines), process.stdin.flush()))
+    writer = threading.Thread(target=lambda: (stdin.write(lines), stdin.flush()))
     begin = time.perf_counter()
     writer.start()
     received = bytearray()
@@ -365,6 +369,24 @@ def prepared(
     return project, install(tarball, work / "installed" / name)
 
 
+def fresh_plugin_tests(work: Path, capabilities: list[str], python: str) -> float:
+    """Seconds of a plugin's first `uv run pytest`, right after the README's first steps
+    (`git init`, `uv sync`, which compiles bytecode, a commit)."""
+    name = "_".join(["fresh", *capabilities])
+    project = render(work / name, plugin_id=name, capabilities=capabilities)
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    synced = uv("sync", "--quiet", "--python", python, cwd=project)
+    assert synced.returncode == 0, synced.stderr
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "Start"], cwd=project, check=True)
+    begin = time.monotonic()
+    tests = uv("run", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
+    seconds = time.monotonic() - begin
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    return seconds
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pairs", type=int, default=15, help="pairs per start-up figure")
@@ -524,6 +546,11 @@ def main(argv: list[str]) -> int:
         print(f"\nround trip p99: plugin {p99['plugin']:.2f} ms, bare SDK {p99['bare']:.2f} ms")
     size = sum(path.stat().st_size for path in (work / "dist-bench_echo").glob("*.tar.gz")) / 1024
     print(f"echo tarball {size:.1f} KiB; each published event checked: strict JSON, UUID id, UTC")
+    if args.only in "fresh plugin uv run pytest":
+        print("\na fresh plugin's first `uv run pytest` (target <= 15 s):")
+        for capabilities in ([], ["webhook", "outbound", "tools"], list(ALL_CAPABILITIES)):
+            seconds = fresh_plugin_tests(work, capabilities, python)
+            print(f"  {'+'.join(capabilities) or 'echo':<34} {seconds:6.1f} s")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
