@@ -547,7 +547,11 @@ def main(argv: list[str]) -> int:
     print(f"echo tarball {size:.1f} KiB; each published event checked: strict JSON, UUID id, UTC")
     if args.only in "fresh plugin uv run pytest":
         print("\na fresh plugin's first `uv run pytest` (target <= 15 s):")
-        combinations = ([], ["webhook", "outbound", "tools"], list(ALL_CAPABILITIES))
+        combinations: list[list[str]] = [
+            [],
+            ["webhook", "outbound", "tools"],
+            list(ALL_CAPABILITIES),
+        ]
         for index, capabilities in enumerate(combinations):
             seconds = fresh_plugin_tests(work, f"fresh_{index}", capabilities, python)
             print(f"  {'+'.join(capabilities) or 'echo':<34} {seconds:6.1f} s")
