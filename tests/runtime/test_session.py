@@ -331,6 +331,43 @@ async def flood(plugin: PluginContext[None]) -> None:
     wait_until(lambda: handlers.published > stuck + 1000, "publishing to go on")
 
 
+def test_handlers_in_flight_are_bounded_and_the_rest_wait_unlost(start: Start) -> None:
+    plugin = start(
+        """
+import asyncio
+import threading
+
+from nexo_plugin_runtime import InboundEvent, PluginContext
+
+gate = threading.Event()
+started = 0
+
+def on_start(plugin: PluginContext[None]) -> None:
+    plugin.max_handlers = 5
+
+async def on_event(plugin: PluginContext[None], topic: str, event: InboundEvent) -> None:
+    global started
+    started += 1
+    await asyncio.to_thread(gate.wait)
+    await plugin.publish(plugin.inbound_topic(topic), event.payload)
+"""
+    )
+    handlers = sys.modules[f"{plugin.plugin_id}.handlers"]
+    # One write: the lines beyond the bound are kept, not dispatched, though already read.
+    frames = ({"jsonrpc": "2.0", "method": "broker.event", "params": broker_event(
+        "plugin.outbound.chan", {"n": n})} for n in range(40))  # fmt: skip
+    plugin.send_line(b"\n".join(json.dumps(frame).encode() for frame in frames))
+    try:
+        wait_until(lambda: handlers.started >= 5, "five handlers to start")
+        time.sleep(0.3)
+        assert handlers.started == 5
+    finally:
+        handlers.gate.set()
+    numbers = sorted(event["payload"]["n"] for event in published(plugin, 40))
+    assert numbers == list(range(40))
+    assert handlers.started == 40
+
+
 def test_a_secret_never_reaches_a_frame(start: Start) -> None:
     plugin = start(
         """

@@ -31,6 +31,8 @@ OUTBOUND_PREFIX = "plugin.outbound."
 DEFAULT_HOST_TIMEOUT = 30.0
 # The longest streamed LLM reply a plugin takes, in characters (plugin.max_stream_chars).
 MAX_STREAM_CHARS = 1_000_000
+# Event and tool handlers running at once (plugin.max_handlers); the next frames wait.
+MAX_HANDLERS = 1000
 
 
 @dataclass(slots=True)
@@ -140,6 +142,8 @@ class PluginContext(Generic[ConfigT]):
         self.host_timeout = self._seconds(f"{self.env_prefix}_HOST_TIMEOUT", DEFAULT_HOST_TIMEOUT)
         #: The longest streamed LLM reply taken (llm_complete_stream), in characters.
         self.max_stream_chars = MAX_STREAM_CHARS
+        #: How many event and tool handlers run at once; more frames wait in stdin.
+        self.max_handlers = MAX_HANDLERS
         self._root = root
         self._lifecycle = lifecycle or Lifecycle()
         self._state_dir: Path | None = None

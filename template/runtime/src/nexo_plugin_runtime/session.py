@@ -14,7 +14,9 @@ which cannot give these guarantees:
   incoming events keep theirs (the SDK's `Event` has neither).
 - Bounded: when the daemon stops reading, the plugin stops reading stdin and every publish
   waits (from any task), instead of growing its memory; a long run of publishes that never
-  waits still lets the loop (and signals) through.
+  waits still lets the loop (and signals) through. At most `plugin.max_handlers` event and
+  tool handlers run at once: beyond them stdin waits, and the daemon's queue holds (or, full,
+  drops with its own warning) what comes meanwhile.
 - Throughput: frames are read in chunks and written in one batch per loop pass instead of
   a flush per frame, and handlers start eagerly where asyncio can (Python 3.12+).
 - Background tasks start after the handshake and stop with the plugin; on_shutdown runs
@@ -245,9 +247,12 @@ class _Input(asyncio.Protocol):
         session = self._session
         lines = (self._pending + data if self._pending else data).split(b"\n")
         self._pending = lines.pop()
-        for line in lines:
+        for index, line in enumerate(lines):
             if session.closing:
                 break
+            if session.input_held:  # keep the rest for when reading resumes
+                self._pending = b"\n".join([*lines[index:], self._pending])
+                return
             if self._skipping:  # the end of a line already reported as too long
                 self._skipping = False
             elif len(line) > MAX_FRAME_BYTES:
@@ -331,6 +336,10 @@ class Session:
         self._writable = asyncio.Event()
         self._writable.set()
         self._publishes_without_wait = 0
+        self._input_held_for: set[str] = set()  # "output" full, too many "handlers"
+        self.input_held = False  # frames wait in stdin, and in what was read of it
+        self._reader: _Input | None = None
+        self._handlers_running = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_pruned_at = 64  # its size after the last pruning (at least 64)
         self._background: set[asyncio.Task[Any]] = set()
@@ -374,6 +383,7 @@ class Session:
         self._input, reader = await loop.connect_read_pipe(
             lambda: _Input(self), os.fdopen(stdin_fd, "rb", buffering=0, closefd=False)
         )
+        self._reader = reader
         if read_before:
             reader.data_received(read_before)
         if signals:
@@ -502,8 +512,34 @@ class Session:
             self._writable.clear()
         else:
             self._writable.set()
-        if self._input is not None and not self.closing:
-            (self._input.pause_reading if full else self._input.resume_reading)()
+        self._hold_input("output", full)
+
+    def _hold_input(self, reason: str, hold: bool) -> None:
+        was_held = self.input_held
+        if hold:
+            self._input_held_for.add(reason)
+        else:
+            self._input_held_for.discard(reason)
+        self.input_held = bool(self._input_held_for)
+        if self._input is None or self._reader is None or self.closing:
+            return
+        if was_held == self.input_held:
+            return
+        if hold:
+            self._input.pause_reading()
+        else:
+            self._input.resume_reading()
+            self._loop.call_soon(self._reader.data_received, b"")  # the lines it kept
+
+    def _handler_started(self) -> None:
+        self._handlers_running += 1
+        if self._handlers_running >= self.plugin.max_handlers:
+            self._hold_input("handlers", True)
+
+    def _handler_finished(self) -> None:
+        self._handlers_running -= 1
+        if self.input_held and self._handlers_running < self.plugin.max_handlers:
+            self._hold_input("handlers", False)
 
     def output_lost(self) -> None:
         if self._output_open:
@@ -641,6 +677,7 @@ class Session:
         except ValueError as error:
             log.warning("broker.event skipped: %s", error)
             return
+        self._handler_started()
         self._spawn(self._run_event(on_event, topic, event), "on_event")
 
     async def _run_event(
@@ -650,6 +687,8 @@ class Session:
             await on_event(self.plugin, topic, event)
         except Exception:
             log.exception("on_event failed for a broker.event on %s", topic)
+        finally:
+            self._handler_finished()
 
     def _on_tool_invoke(self, frame: dict[str, Any]) -> None:
         if "id" not in frame:
@@ -668,6 +707,7 @@ class Session:
             return
         agent_id = params.get("agent_id")
         agent = agent_id if isinstance(agent_id, str) else None
+        self._handler_started()
         self._spawn(self._run_tool(request_id, tool_name, params.get("args"), agent), "on_tool")
 
     async def _run_tool(
@@ -682,6 +722,8 @@ class Session:
             log.exception("tool %s failed", tool_name)
             self._tool_error(request_id, ToolExecutionFailed(f"{type(error).__name__}: {error}"))
             return
+        finally:
+            self._handler_finished()
         try:
             self._reply(request_id, result)
         except FrameError as error:
