@@ -7,6 +7,8 @@ import keyword
 import re
 import subprocess
 import sys
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,10 @@ BAD = [
     ("author_email", "a@b", "is not an e-mail address"),
     ("author_email", "a@b.c\n", "is not an e-mail address"),
     ("author_email", "back\\slash@example.com", "is not an e-mail address"),
+    ("author_email", "a..b@example.com", "is not an e-mail address"),
+    ("description", "Pay \u202eusd 01\u202c now", "text-direction control character"),
+    ("plugin_name", "Zero\u200bwidth", "invisible or text-direction control character"),
+    ("author_name", "Line\u2028separated", "invisible or text-direction control character"),
     ("github_owner", "-bad", "is not a GitHub user or organisation name"),
     ("github_owner", "bad-", "not starting or ending with a hyphen"),
     ("github_owner", "a--b", "single hyphens"),
@@ -166,6 +172,37 @@ def test_description_survives_toml_python_and_markdown(tmp_path: Path) -> None:
     readme = (project / "README.md").read_text(encoding="utf-8")
     escaped = re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", description)
     assert f"\n{escaped}\n" in readme
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a..b@example.com", ".a@example.com", "a.@example.com", "a.b@example.com",
+     "o'brien+x@example.co.uk", "a@b..c", "a@-b.c", "a b@example.com"],
+)  # fmt: skip
+def test_an_e_mail_address_is_accepted_exactly_when_the_build_backend_takes_it(
+    tmp_path: Path, address: str
+) -> None:
+    # hatchling writes the authors' addresses with email.headerregistry.Address, which
+    # refuses what is not an RFC 5322 dot-atom (and `uv sync` fails on it).
+    try:
+        Address(display_name="Jane", addr_spec=address)
+    except (ValueError, IndexError, HeaderParseError):
+        taken = False
+    else:
+        taken = "@" in address and "." in address.split("@")[-1]
+    refused = validation_error(tmp_path, author_email=address)
+    assert (refused is None) == taken, refused
+
+
+def test_a_typographic_description_renders_a_ruff_clean_plugin(tmp_path: Path) -> None:
+    description = "It\u2019s \u201csmart\u201d: \u03b1-tested, \u2018quoted\u2019 \u2013 and \u2032primed\u2032"
+    project = render(tmp_path / "typo", template=plain_template(), plugin_id="typo",
+                     description=description)  # fmt: skip
+    run = subprocess.run(
+        [str(BIN / "ruff"), "check", "--no-cache", "."], cwd=project, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stdout
+    assert "\u201csmart\u201d" in (project / "src/typo/__init__.py").read_text(encoding="utf-8")
 
 
 def test_copier_yml_needs_no_trust() -> None:
