@@ -18,6 +18,7 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from environments import SUPPORTED_PYTHONS, interpreters
+from git_repos import commit_all, git
 from nexo_plugin_runtime.testing import PluginHost
 from projects import Project
 from releases import pack
@@ -155,6 +156,48 @@ def test_a_release_pack_refuses_without_every_python_to_compile_with(
     assert f"no CPython {', '.join(missing)} here to compile bytecode with" in run.stderr
     assert f"`uv python install {' '.join(missing)}`" in run.stderr
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.cases("echo")
+def test_the_pack_takes_the_commit_and_refuses_what_would_not_ship(
+    project: Project, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(project.path), str(clone))
+    package = clone / "src" / project.plugin_id
+    handlers = (package / "handlers.py").read_text()
+    (package / "logo.png").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\n")
+    (package / "Notes.txt").write_text("one")
+    (package / "notes.txt").write_text("two")
+    (package / "link.py").symlink_to("handlers.py")
+    commit_all(clone, "Odd files")
+    head = git(clone, "rev-parse", "HEAD").strip()
+    git(clone, "update-index", "--add", "--cacheinfo", f"160000,{head},src/{project.plugin_id}/sub")
+    git(clone, "commit", "-qm", "A submodule")
+    (package / "handlers.py").write_text(handlers + "\n# edited, not committed\n")
+    run = pack(clone, tmp_path / "dist", "--bytecode", "none")
+    assert run.returncode == 1
+    name = f"src/{project.plugin_id}"
+    for problem in (
+        f"{name}/logo.png is stored with Git LFS",
+        f"{name}/Notes.txt and {name}/notes.txt differ only in case",
+        f"{name}/link.py is a symlink",
+        f"{name}/sub is a git submodule",
+        f"uncommitted changes to {name}/handlers.py: the pack takes the commit (HEAD)",
+    ):
+        assert problem in run.stderr, run.stderr
+    assert not (tmp_path / "dist").exists()
+
+    git(clone, "reset", "-q", "--hard", "HEAD~2")
+    (package / "handlers.py").write_text(handlers + "\n# edited, not committed\n")
+    run = pack(clone, tmp_path / "dist", "--bytecode", "none", "--allow-dirty")
+    assert run.returncode == 0, run.stderr
+    assert f"left out (not committed): {name}/handlers.py" in run.stderr
+    (tarball,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(tarball) as archive:
+        packed = archive.extractfile(f"lib/{project.plugin_id}/handlers.py")
+        assert packed is not None
+        assert packed.read().decode() == handlers
 
 
 def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(tarballs: list[Path]) -> None:

@@ -1,6 +1,7 @@
 """Build the release tarballs `nexo plugin install` takes, reproducibly, from uv.lock.
 
     python scripts/pack_tarball.py [--out DIR]          build into dist/ (or DIR)
+    python scripts/pack_tarball.py --allow-dirty        pack the commit, edits left out
     python scripts/pack_tarball.py --check-reproducible  also pack a second time and compare
     python scripts/pack_tarball.py --check-tag vX.Y.Z   fail unless the tag is v + the version
     python scripts/pack_tarball.py --bytecode all       fail unless every supported CPython
@@ -11,10 +12,12 @@ Run it in the project's environment (`uv run python scripts/pack_tarball.py`, or
 template. What it builds, and why, is told once in the README ("Release"): in short,
 
 - at the root: nexo-plugin.toml, bin/<id> (0755) and LICENSE; under lib/: the plugin's
-  package, only the files git tracks (a symlink, compiled code or a name or size the
-  installer refuses stops the pack), and the runtime dependencies exactly as uv.lock pins
-  them, each wheel checked against the lock's sha256, for every CPython from the minimum to
-  NEWEST_PYTHON. lib/ holds what all versions share, lib/python3.X/ what one needs alone;
+  package, as the commit (HEAD) holds it: uncommitted edits stop the pack (--allow-dirty
+  leaves them out), and so do a symlink, a submodule, a Git LFS pointer, compiled code,
+  names that differ only in case, or a name or size the installer refuses; and the runtime
+  dependencies exactly as uv.lock pins them, each wheel checked against the lock's sha256,
+  for every CPython from the minimum to NEWEST_PYTHON. lib/ holds what all versions share,
+  lib/python3.X/ what one needs alone;
 - one `noarch` tarball when every locked runtime dependency has a pure-Python wheel, else one
   per installer target (`<id>-<version>-<target>.tar.gz`, with lib/TARGET naming it);
 - bytecode for each of those CPythons it finds an interpreter for (`--bytecode`), so that
@@ -79,6 +82,8 @@ MAX_COMPRESSED = 100 * 1024 * 1024
 MAX_EPOCH = 8**11 - 1
 # {package: [(tags, "sha256:<hex>")]} of the wheels uv.lock lists.
 LockWheels = dict[str, list[tuple[frozenset[Tag], str]]]
+# What a file stored with Git LFS holds in the commit.
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 # 1980-01-01: the oldest date every archive format can hold, for packs outside git.
 FALLBACK_EPOCH = 315532800
 
@@ -151,36 +156,56 @@ def archive_name(name: str) -> str:
     return name
 
 
-def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, tuple[bytes, int]]:
-    """{archive path: (bytes, mode)} of the files git tracks that the tarball carries: the
-    manifest, the launcher, the license, the plugin's package and the runtime's."""
+def tracked_files(
+    root: Path, plugin_id: str, problems: list[str], allow_dirty: bool = False
+) -> dict[str, tuple[bytes, int]]:
+    """{archive path: (bytes, mode)} of what the commit (HEAD) holds of the files the tarball
+    carries: the manifest, the launcher, the license, the plugin's package and the runtime's.
+    The commit, not the working tree: what is released is what the tag names."""
     launcher = f"bin/{plugin_id}"
     package = f"src/{plugin_id}"
     runtime = f"{RUNTIME_SOURCE}{RUNTIME_PACKAGE}"
     wanted = ["nexo-plugin.toml", launcher, "LICENSE", package, runtime]
-    listed = git(root, "ls-files", "-z", "--", *wanted)
+    listed = git(root, "ls-tree", "-r", "-z", "HEAD", "--", *wanted)
     if listed.returncode != 0:
         problems.append(
             f"{root} is not a git checkout (or git is missing): the pack takes only the files "
             "git tracks, so that secrets and junk never ship. Run `git init` and commit."
+            if git(root, "rev-parse", "--git-dir").returncode != 0
+            else "nothing is committed yet: the pack takes the commit (HEAD). Commit first: "
+            "`git add -A && git commit`"
         )
         return {}
+    uncommitted(root, wanted, problems, allow_dirty)
+    entries = []
+    for record in filter(None, listed.stdout.split(b"\0")):
+        meta, _, raw = record.partition(b"\t")
+        mode, kind, blob = meta.decode().split()
+        entries.append((raw.decode("utf-8", "surrogateescape"), mode, kind, blob))
+    contents = blobs(root, [blob for _, _, kind, blob in entries if kind == "blob"])
     files: dict[str, tuple[bytes, int]] = {}
-    for raw in filter(None, listed.stdout.split(b"\0")):
-        name = raw.decode("utf-8", "surrogateescape")
-        path = root / name
+    by_case: dict[str, list[str]] = {}
+    for name, mode, kind, blob in entries:
         if name.startswith(RUNTIME_DEV_ONLY):
             continue
+        data = contents.get(blob, b"")
         if not _utf8(name):
             problems.append(f"{name!r}: the installer takes only UTF-8 file names; rename it")
-        elif path.is_symlink():
+        elif kind == "commit":
+            problems.append(
+                f"{name} is a git submodule: the pack takes only this repository's own files. "
+                "Make its code a dependency (`uv add`), or copy the files in and commit them"
+            )
+        elif mode == "120000":
             problems.append(
                 f"{name} is a symlink; the tarball holds regular files only (a link could "
                 "point outside the project): commit the file itself"
             )
-        elif not path.is_file():
+        elif data.startswith(LFS_POINTER):
             problems.append(
-                f"{name} is tracked by git but is not a file here; commit or restore it"
+                f"{name} is stored with Git LFS: the commit holds only a pointer to it, which "
+                f"is what would ship. Keep it in git itself (`git lfs untrack {name}`, then "
+                "`git add --renormalize`)"
             )
         elif name.lower().endswith(NATIVE_SUFFIXES):
             problems.append(
@@ -188,7 +213,14 @@ def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, 
                 "native code must come from a dependency's wheels (uv.lock), not from src/"
             )
         else:
-            files[archive_name(name)] = (path.read_bytes(), 0o755 if name == launcher else 0o644)
+            files[archive_name(name)] = (data, 0o755 if name == launcher else 0o644)
+            by_case.setdefault(archive_name(name).casefold(), []).append(name)
+    problems += [
+        f"{' and '.join(names)} differ only in case: they would overwrite each other on a "
+        "case-insensitive file system (macOS, Windows); rename one"
+        for names in by_case.values()
+        if len(names) > 1
+    ]
     required = ["nexo-plugin.toml", launcher, f"{package}/__init__.py", f"{runtime}/__init__.py"]
     for name in required:
         if archive_name(name) not in files and not any(name in problem for problem in problems):
@@ -198,6 +230,57 @@ def tracked_files(root: Path, plugin_id: str, problems: list[str]) -> dict[str, 
         left_out = raw.decode(errors="replace")
         print(f"pack_tarball: left out (not tracked by git): {left_out}", file=sys.stderr)
     return files
+
+
+def uncommitted(root: Path, wanted: list[str], problems: list[str], allow_dirty: bool) -> None:
+    """Refuse edits of packed files that are not committed (they would not ship), unless
+    `allow_dirty`: then say which are left out. What decides the pack (the manifest's id and
+    version, the locked dependencies) must be committed either way."""
+    decisive = ["nexo-plugin.toml", "pyproject.toml", "uv.lock"]
+    status = git(
+        root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules",
+        "--", *wanted, *decisive,
+    )  # fmt: skip
+    records = iter(status.stdout.split(b"\0"))
+    names = []
+    for record in records:
+        if len(record) > 3:
+            names.append(record[3:].decode("utf-8", "surrogateescape"))
+            if record[:1] in (b"R", b"C"):  # a rename or copy: its source comes next
+                next(records, None)
+    if not names:
+        return
+    listed = ", ".join(names)
+    if set(names) & set(decisive):
+        problems.append(
+            f"uncommitted changes to {listed}: the manifest, pyproject.toml and uv.lock decide "
+            "what is packed, and the pack takes the commit (HEAD). Commit them (or `git stash`)"
+        )
+    elif not allow_dirty:
+        problems.append(
+            f"uncommitted changes to {listed}: the pack takes the commit (HEAD), so they would "
+            "not ship. Commit them (or `git stash`), or pack the commit without them with "
+            "--allow-dirty"
+        )
+    else:
+        print(f"pack_tarball: left out (not committed): {listed}", file=sys.stderr)
+
+
+def blobs(root: Path, names: list[str]) -> dict[str, bytes]:
+    """The contents of git objects, by name, read in one `git cat-file --batch`."""
+    run = subprocess.run(
+        ["git", "-C", str(root), "cat-file", "--batch"],
+        input="".join(f"{name}\n" for name in names).encode(),
+        capture_output=True,
+        check=True,
+    )
+    found, output, at = {}, run.stdout, 0
+    for name in names:
+        header_end = output.index(b"\n", at)
+        size = int(output[at:header_end].split()[2])
+        found[name] = output[header_end + 1 : header_end + 1 + size]
+        at = header_end + 1 + size + 1
+    return found
 
 
 def _utf8(name: str) -> bool:
@@ -637,14 +720,16 @@ def source_date_epoch(root: Path, problems: list[str]) -> int:
     return int(stamp) if run.returncode == 0 and stamp.isdigit() else FALLBACK_EPOCH
 
 
-def pack(root: Path, out: Path, bytecode: str = "available") -> list[Path]:
+def pack(
+    root: Path, out: Path, bytecode: str = "available", allow_dirty: bool = False
+) -> list[Path]:
     """Write every tarball and its sidecars; on any problem, write none of them."""
     problems: list[str] = []
     try:
         plugin = load_valid(root / "nexo-plugin.toml")["plugin"]
     except ManifestProblem as problem:
         raise PackError([str(problem)]) from None
-    project = tracked_files(root, plugin["id"], problems)
+    project = tracked_files(root, plugin["id"], problems, allow_dirty)
     check_handlers(root, plugin["id"], problems)
     pythons = python_versions(load(root / "pyproject.toml"))
     locked = locked_requirements(root, problems)
@@ -747,15 +832,20 @@ def main(argv: list[str]) -> int:
         default="available",
         help="compile for the supported CPythons found here (default), all of them, or none",
     )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="pack the commit although packed files have uncommitted changes (left out)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.check_tag is not None:
             check_tag(PROJECT_ROOT, args.check_tag)
             return 0
-        tarballs = pack(PROJECT_ROOT, args.out, args.bytecode)
+        tarballs = pack(PROJECT_ROOT, args.out, args.bytecode, args.allow_dirty)
         if args.check_reproducible:
             with tempfile.TemporaryDirectory(prefix="nexo-repack-") as again:
-                again_tarballs = pack(PROJECT_ROOT, Path(again), args.bytecode)
+                again_tarballs = pack(PROJECT_ROOT, Path(again), args.bytecode, args.allow_dirty)
                 for first, second in zip(tarballs, again_tarballs, strict=True):
                     if first.read_bytes() != second.read_bytes():
                         raise PackError([
