@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
+import importlib.util
 import os
 import stat
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import ModuleType
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from environments import path_with_interpreters
 
 EPOCH = "1700000000"
@@ -49,3 +55,36 @@ def make_writable(folder: Path) -> None:
     """So that pytest can clean up after install()."""
     for path in [folder, *folder.rglob("*")]:
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def release_verifier(project: Path) -> ModuleType:
+    """The project's scripts/verify_release.py, imported, to test its checks one by one."""
+    spec = importlib.util.spec_from_file_location(
+        f"verify_release_{project.name}", project / "scripts/verify_release.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def signer_certificate(identity: str) -> x509.Certificate:
+    """A self-signed certificate naming `identity` as its signer, as Fulcio's would (only
+    the bundle's chain to Sigstore's root tells them apart)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "sigstore-intermediate")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(minutes=10))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(identity)]), critical=True
+        )
+        .sign(key, hashes.SHA256())
+    )

@@ -21,7 +21,7 @@ from environments import SUPPORTED_PYTHONS, interpreters
 from git_repos import commit_all, git
 from nexo_plugin_runtime.testing import PluginHost
 from projects import Project
-from releases import pack
+from releases import pack, release_verifier, signer_certificate
 from rendering import runtime_pins
 
 BLOCK = 512
@@ -198,6 +198,20 @@ def test_the_pack_takes_the_commit_and_refuses_what_would_not_ship(
         packed = archive.extractfile(f"lib/{project.plugin_id}/handlers.py")
         assert packed is not None
         assert packed.read().decode() == handlers
+
+
+def test_verify_release_takes_each_packed_tarball_for_its_tag_only(
+    project: Project, tarballs: list[Path]
+) -> None:
+    verifier = release_verifier(project.path)
+    version = project.manifest["plugin"]["version"]
+    identity = f"https://github.com/o/r/.github/workflows/release.yml@refs/tags/v{version}"
+    for tarball in tarballs:
+        said = verifier.check_release(tarball, tarball.read_bytes(), signer_certificate(identity))
+        assert said.startswith(f"v{version}: {project.plugin_id} {version} for ")
+        later = signer_certificate(identity.replace(version, "9.9.9"))
+        with pytest.raises(verifier.Refused, match="is not named"):
+            verifier.check_release(tarball, tarball.read_bytes(), later)
 
 
 def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(tarballs: list[Path]) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from releases import release_verifier, signer_certificate
 from rendering import parse_toml, render
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -81,18 +84,27 @@ def refusal(run: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_accepts_the_real_signature_by_default(signed_project: Path, release: Path) -> None:
-    run = verify(signed_project, release)
-    assert run.returncode == 0, run.stderr
+def signature_holds(run: subprocess.CompletedProcess[str]) -> None:
+    """The real signature's checks all pass; the release check then refuses the fixture,
+    a wheel, as no release of the plugin (tests/test_release_tarball.py passes a real one)."""
     assert run.stdout.count("\nok   ") + run.stdout.startswith("ok   ") == 3, run.stdout
     assert f"{ARTIFACT}.sig by {ARTIFACT}.cert" in run.stdout
+    assert "Sigstore-issued certificate, logged in Rekor" in run.stdout
+    assert (
+        f"FAIL release: {ARTIFACT} is not named rfc-0.1.2-<target>.tar.gz, as the tarball of "
+        "rfc for the tag v0.1.2 is"
+    ) in refusal(run)
+
+
+def test_accepts_the_real_signature_by_default(signed_project: Path, release: Path) -> None:
+    signature_holds(verify(signed_project, release))
 
 
 @pytest.mark.slow
 def test_accepts_a_sha256sum_form_sidecar(signed_project: Path, release: Path) -> None:
     digest = hashlib.sha256(release.read_bytes()).hexdigest()
     Path(f"{release}.sha256").write_text(f"{digest}  {release.name}\n")
-    assert verify(signed_project, release).returncode == 0
+    signature_holds(verify(signed_project, release))
 
 
 def forge_certificate(release: Path) -> None:
@@ -245,6 +257,87 @@ def test_script_declares_its_dependencies_inline(signed_project: Path) -> None:
     assert block, "no PEP 723 block"
     metadata = parse_toml("\n".join(line[2:] for line in block.group(1).splitlines()))
     assert any(dependency.startswith("sigstore") for dependency in metadata["dependencies"])
+
+
+SYMLINK = b"<a symlink>"
+MANIFEST = b'[plugin]\nid = "rfc"\nversion = "1.2.0"\n'
+GOOD = {"nexo-plugin.toml": MANIFEST, "bin/rfc": b"#!/bin/sh\n", "lib/rfc/__init__.py": b""}
+TAGGED = "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/"
+
+
+def write_tarball(path: Path, members: list[tuple[str, bytes]], pax_global: bool = False) -> None:
+    headers = {"comment": "what git archive writes"} if pax_global else {}
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, pax_headers=headers) as archive:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            if content == SYMLINK:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                archive.addfile(info)
+            else:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+
+
+@pytest.mark.parametrize(
+    ("name", "members", "ref", "problem"),
+    [
+        ("rfc-1.2.0-noarch.tar.gz", GOOD, "tags/v1.2.0", None),
+        ("rfc-1.2.0-aarch64-apple-darwin.tar.gz", GOOD, "tags/v1.2.0", None),
+        ("rfc-1.1.0-noarch.tar.gz", GOOD, "tags/v1.2.0", "is not named rfc-1.2.0-<target>.tar.gz"),
+        ("rfc-1.2.0-windows.tar.gz", GOOD, "tags/v1.2.0", "is not named rfc-1.2.0-<target>"),
+        ("other-1.2.0-noarch.tar.gz", GOOD, "tags/v1.2.0", "is not named rfc-1.2.0-<target>"),
+        ("rfc-1.2.0-noarch.tar.gz", GOOD, "heads/main", "was not issued for a tag"),
+        (
+            "rfc-1.2.0-noarch.tar.gz",
+            {**GOOD, "nexo-plugin.toml": MANIFEST.replace(b"1.2.0", b"1.1.0")},
+            "tags/v1.2.0",
+            "says id 'rfc', version '1.1.0'; the tag v1.2.0 is 'rfc' '1.2.0'",
+        ),
+        (
+            "rfc-1.2.0-noarch.tar.gz",
+            {**GOOD, "nexo-plugin.toml": MANIFEST.replace(b'"rfc"', b'"other"')},
+            "tags/v1.2.0",
+            "says id 'other', version '1.2.0'",
+        ),
+        ("rfc-1.2.0-noarch.tar.gz", {**GOOD, "bin/x": SYMLINK}, "tags/v1.2.0", "not a file or a folder"),
+        ("rfc-1.2.0-noarch.tar.gz", {**GOOD, "../x": b""}, "tags/v1.2.0", "the unsafe path ../x"),
+        ("rfc-1.2.0-noarch.tar.gz", {"nexo-plugin.toml": MANIFEST}, "tags/v1.2.0", "no bin/rfc at its root"),
+        ("rfc-1.2.0-noarch.tar.gz", "pax", "tags/v1.2.0", "pax global header"),
+        ("rfc-1.2.0-noarch.tar.gz", "twice", "tags/v1.2.0", "holds bin/rfc twice"),
+        ("rfc-1.2.0-noarch.tar.gz", "wheel", "tags/v1.2.0", "is not a gzip tar archive"),
+    ],
+    ids=[
+        "noarch", "target", "other-version", "unknown-target", "other-plugin", "branch",
+        "manifest-version", "manifest-id", "symlink", "traversal", "no-launcher", "pax-global",
+        "duplicate", "not-a-tarball",
+    ],
+)  # fmt: skip
+def test_the_tarball_is_the_release_its_certificate_names(
+    signed_project: Path,
+    tmp_path: Path,
+    name: str,
+    members: dict[str, bytes] | str,
+    ref: str,
+    problem: str | None,
+) -> None:
+    tarball = tmp_path / name
+    if members == "wheel":
+        shutil.copy(FIXTURES / ARTIFACT, tarball)
+    else:
+        entries = list(GOOD.items()) if isinstance(members, str) else list(members.items())
+        entries += [("bin/rfc", b"again")] * (members == "twice")
+        write_tarball(tarball, entries, pax_global=members == "pax")
+    verifier = release_verifier(signed_project)
+    certificate = signer_certificate(TAGGED + ref)
+    if problem is None:
+        said = verifier.check_release(tarball, tarball.read_bytes(), certificate)
+        assert said.startswith(f"v1.2.0: rfc 1.2.0 for {name[len('rfc-1.2.0-') : -7]}")
+        return
+    with pytest.raises(verifier.Refused) as refused:
+        verifier.check_release(tarball, tarball.read_bytes(), certificate)
+    assert str(refused.value).startswith("release: ")
+    assert problem in str(refused.value)
+    assert "\n" not in str(refused.value)
 
 
 def test_split_bundle_gives_what_the_installer_verifies(
