@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from git_repos import commit_all, git
 from nexo_plugin_runtime.testing import PluginHost
 from projects import Project
 from releases import pack, release_verifier, signer_certificate
-from rendering import runtime_pins
+from rendering import TEMPLATE_ROOT, read_toml, runtime_pins
 
 BLOCK = 512
 pytestmark = pytest.mark.cases("echo", "webhook+poller+outbound+tools")
@@ -214,7 +216,30 @@ def test_verify_release_takes_each_packed_tarball_for_its_tag_only(
             verifier.check_release(tarball, tarball.read_bytes(), later)
 
 
-def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(tarballs: list[Path]) -> None:
+def test_the_installed_plugin_knows_its_own_distributions(
+    project: Project, installed: Path
+) -> None:
+    # What passes in the checkout (`importlib.metadata.version(...)`) works installed.
+    names = [read_toml(project.path / "pyproject.toml")["project"]["name"], "nexo-plugin-runtime"]
+    code = (
+        "import sys, importlib.metadata as m; sys.path.insert(0, sys.argv[1]); "
+        "print(*(m.version(name) for name in sys.argv[2:]))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(installed / "lib"), *names],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    runtime_version = read_toml(TEMPLATE_ROOT / "template/runtime/pyproject.toml")["project"]
+    assert run.stdout.split() == [project.manifest["plugin"]["version"], runtime_version["version"]]
+
+
+def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(
+    project: Project, tarballs: list[Path]
+) -> None:
+    # The plugin and the runtime carry their own metadata, and are not dependencies.
+    name = read_toml(project.path / "pyproject.toml")["project"]["name"]
+    own = {name.lower().replace("_", "-"), "nexo-plugin-runtime"}
     for tarball in tarballs:
         text = Path(f"{tarball}.cdx.json").read_text()
         errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
@@ -230,7 +255,7 @@ def test_the_sbom_is_valid_cyclonedx_and_lists_what_is_vendored(tarballs: list[P
             info.removesuffix(".dist-info").rsplit("-", 1)[0].lower().replace("_", "-")
             for info in infos
         }
-        assert {component["name"] for component in document["components"]} == vendored
+        assert {component["name"] for component in document["components"]} == vendored - own
         for component in document["components"]:
             assert component["purl"] == f"pkg:pypi/{component['name']}@{component['version']}"
             assert all(len(item["content"]) == 64 for item in component["hashes"])

@@ -232,11 +232,20 @@ def tracked_files(
     return files
 
 
+def own_metadata(name: str, version: str) -> dict[str, tuple[bytes, int]]:
+    """The dist-info that installing the distribution `name` would write, as far as
+    importlib.metadata reads it: `importlib.metadata.version("<name>")` works installed
+    as it does in the checkout."""
+    folder = f"{VENDOR_DIR}/{canonicalize_name(name).replace('-', '_')}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    return {f"{folder}/METADATA": (metadata.encode(), 0o644)}
+
+
 def uncommitted(root: Path, wanted: list[str], problems: list[str], allow_dirty: bool) -> None:
     """Refuse edits of packed files that are not committed (they would not ship), unless
     `allow_dirty`: then say which are left out. What decides the pack (the manifest's id and
     version, the locked dependencies) must be committed either way."""
-    decisive = ["nexo-plugin.toml", "pyproject.toml", "uv.lock"]
+    decisive = ["nexo-plugin.toml", "pyproject.toml", "uv.lock", "runtime/pyproject.toml"]
     status = git(
         root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules",
         "--", *wanted, *decisive,
@@ -253,8 +262,9 @@ def uncommitted(root: Path, wanted: list[str], problems: list[str], allow_dirty:
     listed = ", ".join(names)
     if set(names) & set(decisive):
         problems.append(
-            f"uncommitted changes to {listed}: the manifest, pyproject.toml and uv.lock decide "
-            "what is packed, and the pack takes the commit (HEAD). Commit them (or `git stash`)"
+            f"uncommitted changes to {listed}: the manifest, the pyproject.toml files and "
+            "uv.lock decide what is packed, and the pack takes the commit (HEAD). Commit them "
+            "(or `git stash`)"
         )
     elif not allow_dirty:
         problems.append(
@@ -730,8 +740,12 @@ def pack(
     except ManifestProblem as problem:
         raise PackError([str(problem)]) from None
     project = tracked_files(root, plugin["id"], problems, allow_dirty)
+    pyproject = load(root / "pyproject.toml")
+    project.update(own_metadata(pyproject["project"]["name"], plugin["version"]))
+    runtime = load(root / "runtime/pyproject.toml")["project"]
+    project.update(own_metadata(runtime["name"], runtime["version"]))
     check_handlers(root, plugin["id"], problems)
-    pythons = python_versions(load(root / "pyproject.toml"))
+    pythons = python_versions(pyproject)
     locked = locked_requirements(root, problems)
     epoch = source_date_epoch(root, problems)
     compilers = interpreters(pythons, bytecode, problems)
