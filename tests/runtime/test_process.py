@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -360,12 +361,25 @@ async def flood(plugin: PluginContext[None]) -> None:
 """
 
 
-def test_a_stuck_daemon_cannot_hold_the_plugin_past_its_grace(tmp_path: Path) -> None:
+def resident_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    assert found
+    return int(found[1])
+
+
+def test_a_stuck_daemon_neither_grows_the_plugin_nor_holds_it_past_its_grace(
+    tmp_path: Path,
+) -> None:
     folder = plugin_tree(tmp_path / "p", FLOOD)
     with PluginHost(command(folder), project=folder, env=environment(folder)) as host:
         host.initialize()
         host.stop_reading()  # the daemon is stuck: its pipe fills, and the plugin's buffer
         time.sleep(0.5)
+        before = resident_kib(host.process.pid)
+        time.sleep(1.5)  # unbounded, the flood grew the plugin by over 25 MiB a second
+        grown = resident_kib(host.process.pid) - before
+        assert grown < 4096, f"{grown} KiB more while the daemon did not read"
         asked = time.monotonic()
         host.process.send_signal(signal.SIGTERM)
         assert host.wait() == 0

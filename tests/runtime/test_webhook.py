@@ -161,18 +161,19 @@ def test_an_idle_connection_is_closed_without_a_word(
     assert raw_request(url, b"", wait=2.0) == b""
 
 
+def signed_post(path: str, number: int, pad: str = "") -> bytes:
+    """A signed request, unique by `number` (a repeated one is a replay)."""
+    body = json.dumps([number, pad]).encode()
+    signature = HmacSignature(Secret(SECRET)).sign(body)
+    headers = "".join(f"{name}: {value}\r\n" for name, value in signature.items())
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
+    return head.encode() + body
+
+
 def test_too_many_requests_in_flight_get_503_with_retry_after(
     signed: tuple[InProcessPlugin, str],
 ) -> None:
     _, url = signed
-
-    def signed_post(path: str, number: int) -> bytes:
-        body = f"[{number}]".encode()
-        signature = HmacSignature(Secret(SECRET)).sign(body)
-        headers = "".join(f"{name}: {value}\r\n" for name, value in signature.items())
-        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
-        return head.encode() + body
-
     host, port = url.removeprefix("http://").rstrip("/").split(":")
     busy = [socket.create_connection((host, int(port))) for _ in range(2)]
     for number, connection in enumerate(busy):
@@ -184,6 +185,28 @@ def test_too_many_requests_in_flight_get_503_with_retry_after(
     for connection in busy:
         assert connection.recv(100).startswith(b"HTTP/1.1 ")  # both were served in the end
         connection.close()
+
+
+def test_while_the_daemon_does_not_read_the_webhook_answers_503(
+    signed: tuple[InProcessPlugin, str],
+) -> None:
+    plugin, url = signed
+    plugin.stop_reading()
+    # The daemon side's last read takes one more line.
+    assert raw_request(url, signed_post("/x", 1)).startswith(b"HTTP/1.1 202 ")
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    # One event larger than the pipe and the plugin's output buffer together: its publish
+    # waits, and from then on the output is full.
+    filling = socket.create_connection((host, int(port)))
+    filling.sendall(signed_post("/x", 2, pad="x" * 300_000))
+    time.sleep(0.5)
+    refused = raw_request(url, signed_post("/x", 3), wait=2.0)
+    assert refused.startswith(b"HTTP/1.1 503 "), refused[:200]
+    assert b"Retry-After: 1" in refused
+    plugin.resume_reading()
+    assert filling.recv(100).startswith(b"HTTP/1.1 202 ")  # served once the daemon read
+    filling.close()
+    assert raw_request(url, signed_post("/x", 4)).startswith(b"HTTP/1.1 202 ")
 
 
 def test_stopping_closes_open_connections_quickly_and_quietly(
