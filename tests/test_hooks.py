@@ -339,4 +339,4 @@ def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
     assert noisy.returncode == 1
     assert "src/hooked/handlers.py" in noisy.stdout
     assert "os.write() on stdout" in noisy.stdout
-    assert "plugin.version '0.1' is not a semantic version" in noisy.stdout
+    assert "plugin.version = '0.1' is not a semantic version" in noisy.stdout
