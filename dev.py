@@ -7,6 +7,8 @@
     python3 dev.py test ARGS...    pytest with ARGS (`-k questions`, a file, ...)
     python3 dev.py bench           measure a generated plugin against its references
     python3 dev.py hashes          refresh template/runtime/FILES.sha256 after a runtime change
+    python3 dev.py contract        does the tree keep the last release's contract (or say
+                                   it breaks it)? `--record` at a release
 
 Each first brings .venv/ to exactly what uv.lock pins for the dev dependency group of
 pyproject.toml, with uv, which pip installs into .venv on first use. `dev.py test` runs the
@@ -32,6 +34,7 @@ COMMANDS = {
     "demo": [str(BIN / "python"), str(ROOT / "tools" / "demo.py")],
     "bench": [str(BIN / "python"), str(ROOT / "benchmarks" / "bench.py")],
     "hashes": [str(BIN / "python"), str(ROOT / "tools" / "runtime_hashes.py")],
+    "contract": [str(BIN / "python"), str(ROOT / "tools" / "release_contract.py")],
 }
 
 

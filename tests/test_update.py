@@ -35,6 +35,13 @@ support_url:
   default: "https://github.com/{{ github_owner }}/{{ github_repo }}/issues"
 """
 RUNTIME_FIX = "\n# v2: a runtime fix\n"
+V2_NOTES = """## 2.0.0 (2027-01-01)
+
+### Upgrading
+
+- Set `support_url` if operators report problems elsewhere.
+
+"""
 # What v2 appends to files that follow the template, and to ones that are the author's.
 FOLLOWING = {
     "template/runtime/src/nexo_plugin_runtime/frames.py": RUNTIME_FIX,
@@ -90,6 +97,10 @@ def release_v2(template: Path) -> None:
         append(template / name, text)
     relist_runtime(template)
     append(template / "copier.yml", NEW_QUESTION)
+    changelog = template / "CHANGELOG.md"
+    text = changelog.read_text(encoding="utf-8")
+    first = text.index("\n## ") + 1
+    changelog.write_text(text[:first] + V2_NOTES + text[first:], encoding="utf-8")
     commit_all(template, "v2: template fixes", "v2.0.0")
 
 
@@ -128,6 +139,9 @@ def test_the_update_runs_without_trust_and_says_what_to_do_next(round_trip: Roun
     said = round_trip.update.stdout + round_trip.update.stderr
     assert "now follows nexo-python-template v2.0.0" in said
     assert "bin/upd_plugin --check" in said
+    # What the release asks of authors, from the changelog's Upgrading notes.
+    assert "Upgrading to 2.0.0 (2027-01-01)" in said
+    assert "  - Set `support_url` if operators report problems elsewhere." in said
 
 
 def test_the_template_s_fixes_and_sdk_pin_arrive(round_trip: RoundTrip) -> None:

@@ -3,8 +3,8 @@ plugin checks its runtime/ against (`bin/<id> --check`, the pack, the pre-commit
 
     python3 dev.py hashes
 
-Run it after changing anything under template/runtime/; tests/test_runtime_package.py fails
-while the listing is stale.
+Run it after changing anything under template/runtime/; tests/runtime/test_integrity.py
+fails while the listing is stale.
 """
 
 from __future__ import annotations
