@@ -1,6 +1,7 @@
 """Flag plugin code that writes to standard output by descriptor or device, which a linter cannot.
 
-    nexo-stdout FILE.py ...          (the `nexo-stdout` pre-commit hook)
+    nexo-stdout FILE.py ...                  (the `nexo-stdout` pre-commit hook)
+    python scripts/nexo_stdout.py FILE.py ...    (the same file, in every generated plugin)
 
 stdout carries the daemon's JSON-RPC frames. Generated plugins already send stray writes to
 stderr at run time; this catches them before they ship. The writes a linter can see by name

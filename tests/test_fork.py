@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git_repos import commit_all, template_copy
-from rendering import copier_cli, parse_toml, read_toml
+from git_repos import commit_all, git, template_copy
+from rendering import copier_cli, parse_toml, read_answers, read_toml
 
 ORG_DEFAULTS = {
     "org_github_owner": "acme-robotics",
@@ -80,3 +80,53 @@ def test_fork_defaults_reach_the_generated_plugin(tmp_path: Path) -> None:
             runs_on = job["runs-on"]
             runners |= set(job["strategy"]["matrix"]["os"]) if "matrix.os" in runs_on else {runs_on}
     assert runners == {"acme-linux-x64", "acme-macos-arm64"}
+
+
+def conflicts(project: Path) -> list[str]:
+    """Files with conflict markers or left-over rejects after `copier update`."""
+    unmerged = git(project, "diff", "--name-only", "--diff-filter=U").split()
+    marked = [
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.parts and CONFLICT.search(path.read_bytes())
+    ]
+    return sorted({*unmerged, *marked, *(str(p) for p in project.rglob("*.rej"))})
+
+
+CONFLICT = re.compile(rb"^(<<<<<<<|>>>>>>>) ", re.M)
+
+
+@pytest.mark.slow
+def test_a_plugin_moves_to_the_fork_and_follows_it_without_a_conflict(tmp_path: Path) -> None:
+    upstream = template_copy(tmp_path / "upstream", "v1.0.0")
+    project = tmp_path / "plugin"
+    run = copier_cli(
+        "copy", "--defaults", "--data", "plugin_id=moving", str(upstream), str(project)
+    )
+    assert run.returncode == 0, run.stderr
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, "generated")
+    fork = tmp_path / "fork"
+    git(tmp_path, "clone", "-q", str(upstream), str(fork))
+    readme = fork / "template/README.md.jinja"
+    readme.write_text(readme.read_text() + "\nACME: ask #plugins for help.\n")
+    commit_all(fork, "ACME's fork", "v1.1.0")
+
+    # The README's one command: the answers file names the fork, then copier update.
+    answers = project / ".copier-answers.yml"
+    answers.write_text(re.sub(r"(?m)^_src_path: .*$", f"_src_path: {fork}", answers.read_text()))
+    commit_all(project, "Follow ACME's fork")
+    run = copier_cli("update", "--defaults", cwd=project)
+    assert run.returncode == 0, run.stderr
+    assert conflicts(project) == []
+    assert read_answers(project)["_commit"] == "v1.1.0"
+    assert "ACME: ask #plugins for help." in (project / "README.md").read_text()
+    assert str(upstream) not in (project / ".pre-commit-config.yaml").read_text()
+    commit_all(project, "follow ACME's fork")
+
+    readme.write_text(readme.read_text() + "ACME: v1.2.0.\n")
+    commit_all(fork, "ACME's next release", "v1.2.0")
+    run = copier_cli("update", "--defaults", cwd=project)
+    assert run.returncode == 0, run.stderr
+    assert conflicts(project) == []
+    assert (project / "README.md").read_text().endswith("ACME: v1.2.0.\n")

@@ -35,9 +35,9 @@ def test_rendered_projects_pass_both_hooks(rendered: Project) -> None:
 
 
 @pytest.mark.cases("echo")
-def test_generated_scripts_carry_the_hook_itself(rendered: Project) -> None:
-    generated = rendered.path / "scripts/nexo_manifest.py"
-    assert generated.read_bytes() == (HOOKS / "nexo_manifest.py").read_bytes()
+def test_generated_scripts_carry_the_hooks_themselves(rendered: Project) -> None:
+    for name in ("nexo_manifest.py", "nexo_stdout.py"):
+        assert (rendered.path / "scripts" / name).read_bytes() == (HOOKS / name).read_bytes()
 
 
 GOOD_MANIFEST = """\
@@ -296,12 +296,12 @@ def test_hook_manifest_and_generated_config_are_valid(rendered: Project) -> None
     )
     assert config.returncode == 0, config.stdout + config.stderr
     repos = {repo["repo"]: repo for repo in yaml.safe_load(config_path.read_text())["repos"]}
-    assert [h["id"] for h in repos[project.answers["_src_path"]]["hooks"]] == [
-        "nexo-manifest",
-        "nexo-stdout",
-    ]
-    assert repos["local"]["hooks"][0]["entry"] == f"bin/{project.plugin_id} --check"
-    assert "runtime/" in repos["local"]["hooks"][0]["files"]  # an edited runtime is refused
+    local = {hook["id"]: hook for hook in repos["local"]["hooks"]}
+    assert list(local) == ["nexo-manifest", "nexo-stdout", "nexo-check"]
+    assert local["nexo-manifest"]["entry"] == "python scripts/nexo_manifest.py"
+    assert local["nexo-stdout"]["entry"] == "python scripts/nexo_stdout.py"
+    assert local["nexo-check"]["entry"] == f"bin/{project.plugin_id} --check"
+    assert "runtime/" in local["nexo-check"]["files"]  # an edited runtime is refused
     merge = repos["https://github.com/pre-commit/pre-commit-hooks"]["hooks"][0]
     assert merge == {"id": "check-merge-conflict", "args": ["--assume-in-merge"]}
     ruff = repos["https://github.com/astral-sh/ruff-pre-commit"]["rev"]
@@ -311,14 +311,19 @@ def test_hook_manifest_and_generated_config_are_valid(rendered: Project) -> None
 
 @pytest.mark.slow
 def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
+    """The plugin's own local hooks as generated, and this repository as a hook repository
+    for other plugins, side by side: each flags the same problems."""
     template = template_copy(tmp_path / "template", "v1.0.0")
     project = tmp_path / "plugin"
     render(project, template=plain_template(), plugin_id="hooked")
-    # Only the nexo hooks and the local one: the other repositories are not reachable here.
+    # The local hooks, and the template's: the other repositories are not reachable here.
     config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
-    nexo = {**config["repos"][0], "repo": str(template), "rev": "v1.0.0"}
-    local = {"repo": "local", "hooks": [{**config["repos"][1]["hooks"][0], "entry": "true"}]}
-    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [nexo, local]}))
+    (local,) = [repo for repo in config["repos"] if repo["repo"] == "local"]
+    assert [hook["id"] for hook in local["hooks"]] == ["nexo-manifest", "nexo-stdout", "nexo-check"]
+    local["hooks"][2]["entry"] = "true"  # --check needs the project's environment
+    hooks = [{"id": "nexo-manifest"}, {"id": "nexo-stdout"}]
+    nexo = {"repo": str(template), "rev": "v1.0.0", "hooks": hooks}
+    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [local, nexo]}))
     git(project, "init", "-q", "-b", "main")
     commit_all(project, "generated")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
@@ -337,6 +342,6 @@ def test_pre_commit_installs_and_runs_the_hooks(tmp_path: Path) -> None:
     manifest.write_text(manifest.read_text().replace('version = "0.1.0"', 'version = "0.1"'))
     noisy = run()
     assert noisy.returncode == 1
-    assert "src/hooked/handlers.py" in noisy.stdout
-    assert "os.write() on stdout" in noisy.stdout
-    assert "plugin.version = '0.1' is not a semantic version" in noisy.stdout
+    assert noisy.stdout.count("src/hooked/handlers.py") == 2, noisy.stdout
+    assert noisy.stdout.count("os.write() on stdout") == 2
+    assert noisy.stdout.count("plugin.version = '0.1' is not a semantic version") == 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from git_repos import plain_template, questionnaire, template_copy
+from git_repos import plain_template, questionnaire
 from rendering import BIN, TEMPLATE_ROOT, copier_cli, read_answers, read_toml, render
 
 COPIER_YML = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text(encoding="utf-8"))
@@ -282,20 +282,8 @@ def test_the_oldest_supported_copier_renders_the_same_files(tmp_path: Path) -> N
         tmp_path / "current" / "oldest", plugin_id="oldest", capabilities=["webhook", "tools"]
     )
     # Both record the template commit they rendered, which a dirty tree makes differ.
-    recorded = {".copier-answers.yml", ".pre-commit-config.yaml"}
+    recorded = {".copier-answers.yml"}
     names = {str(path.relative_to(current)) for path in current.rglob("*") if path.is_file()}
     assert names == {str(path.relative_to(dst)) for path in dst.rglob("*") if path.is_file()}
     for name in sorted(names - recorded):
         assert (dst / name).read_bytes() == (current / name).read_bytes(), name
-
-
-@pytest.mark.slow
-def test_a_template_path_with_a_hash_stays_whole_in_the_pre_commit_config(tmp_path: Path) -> None:
-    template = template_copy(tmp_path / "my templates #1" / "nexo-python-template")
-    project = tmp_path / "hashed"
-    run = copier_cli(
-        "copy", "--defaults", "--data", "plugin_id=hashed", str(template), str(project)
-    )
-    assert run.returncode == 0, run.stderr
-    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
-    assert config["repos"][0]["repo"] == str(template)

@@ -68,7 +68,7 @@ def test_the_exact_set_of_files(rendered: Project) -> None:
         ".copier-answers.yml", ".gitignore", ".pre-commit-config.yaml", "CHANGELOG.md", "LICENSE",
         "README.md", "SECURITY.md", "nexo-plugin.toml", "pyproject.toml", f"bin/{rendered.plugin_id}",
         f"src/{rendered.plugin_id}/__init__.py", f"src/{rendered.plugin_id}/main.py",
-        f"src/{rendered.plugin_id}/handlers.py", "scripts/nexo_manifest.py", "scripts/pack_tarball.py",
+        f"src/{rendered.plugin_id}/handlers.py", "scripts/nexo_manifest.py", "scripts/nexo_stdout.py", "scripts/pack_tarball.py",
         "scripts/split_bundle.py", "scripts/verify_release.py", ".github/CODEOWNERS",
         ".github/dependabot.yml", ".github/workflows/ci.yml", ".github/workflows/release.yml",
         "tests/conftest.py", "tests/test_protocol.py", "tests/test_release.py", *tests, *runtime,

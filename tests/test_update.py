@@ -47,6 +47,7 @@ FOLLOWING = {
     "template/runtime/src/nexo_plugin_runtime/frames.py": RUNTIME_FIX,
     "template/.github/workflows/release.yml.jinja": "# v2: release.yml\n",
     "template/scripts/pack_tarball.py": "# v2: pack_tarball.py\n",
+    "hooks/nexo_stdout.py": "# v2: nexo_stdout.py\n",
     "template/README.md.jinja": "\nSupport: {{ support_url }}\n",
 }
 AUTHORS = {
@@ -151,9 +152,8 @@ def test_the_template_s_fixes_and_sdk_pin_arrive(round_trip: RoundTrip) -> None:
     assert f"nexoai=={runtime_pins()['nexoai']}" in runtime
     assert (project / ".github/workflows/release.yml").read_text().endswith("# v2: release.yml\n")
     assert (project / "scripts/pack_tarball.py").read_text().endswith("# v2: pack_tarball.py\n")
-    # The pre-commit hooks follow the template version too.
-    head = git(round_trip.template, "rev-parse", "v2.0.0").strip()
-    assert f"rev: {head}  # v2.0.0" in (project / ".pre-commit-config.yaml").read_text()
+    # The pre-commit hooks follow the template version too: they run scripts/.
+    assert (project / "scripts/nexo_stdout.py").read_text().endswith("# v2: nexo_stdout.py\n")
 
 
 def test_the_author_s_files_dependencies_and_edits_survive(round_trip: RoundTrip) -> None:

@@ -1,0 +1,1 @@
+../../hooks/nexo_stdout.py
