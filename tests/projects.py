@@ -44,7 +44,12 @@ def case_name(capabilities: tuple[str, ...]) -> str:
 FULL = {
     (): ({"plugin_id": "echo_plugin"}, "3.10"),
     ("tools",): (
-        {"plugin_id": "ask_plugin", "python_min": "3.13", "license": "Apache-2.0"},
+        {
+            "plugin_id": "ask_plugin",
+            "python_min": "3.13",
+            "license": "Apache-2.0",
+            "template_updates": "renovate",
+        },
         "newest",
     ),
     ("webhook", "poller"): (

@@ -72,7 +72,13 @@ def test_the_exact_set_of_files(rendered: Project) -> None:
         "scripts/split_bundle.py", "scripts/verify_release.py", ".github/CODEOWNERS",
         ".github/dependabot.yml", ".github/workflows/ci.yml", ".github/workflows/release.yml",
         "tests/conftest.py", "tests/test_protocol.py", "tests/test_release.py", *tests, *runtime,
+        "scripts/template_update.py",
     }  # fmt: skip
+    expected |= {
+        "workflow": {".github/workflows/template-update.yml"},
+        "renovate": {"renovate.json"},
+        "none": set(),
+    }[rendered.answers.get("template_updates", "workflow")]
     assert generated_files(rendered.path) == expected
 
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from environments import find_python, first_steps, run_in, run_mypy, tools_env, uv
+from environments import find_python, first_steps, plain_path, run_in, uv
 from git_repos import commit_all, git, template_copy
 from nexo_plugin_runtime.integrity import hashes_listing
-from rendering import copier_cli, read_answers, read_toml, runtime_pins
+from rendering import BIN, copier_cli, read_answers, read_toml, runtime_pins
 
 pytestmark = pytest.mark.slow
 
@@ -122,6 +122,21 @@ class RoundTrip:
     template: Path
     project: Path
     update: subprocess.CompletedProcess[str]
+    body: str = ""  # the pull request's text, when the update script made the branch
+
+
+def update_script(project: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """scripts/template_update.py as the template-update workflow runs it, without
+    --publish: the branch and the pull request's text."""
+    body = project.parent / "pull-request.md"
+    own = project / ".venv/bin/python"  # else this repository's: it has packaging too
+    run = subprocess.run(
+        [str(own if own.exists() else sys.executable), "scripts/template_update.py",
+         "--copier", str(BIN / "copier"), "--body", str(body)],
+        cwd=project, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PATH": f"{project / '.venv/bin'}{os.pathsep}{plain_path()}"},
+    )  # fmt: skip
+    return run, body.read_text(encoding="utf-8") if body.exists() else ""
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +144,18 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     template, project = render_v1(tmp_path_factory.mktemp("update"), "plugin_id=upd_plugin")
     author_edits(project)
     release_v2(template)
-    update = copier_cli("update", "--defaults", cwd=project)
-    return RoundTrip(template, project, update)
+    return RoundTrip(template, project, *update_script(project))
 
 
 def test_the_update_runs_without_trust_and_says_what_to_do_next(round_trip: RoundTrip) -> None:
-    # The first steps commit uv.lock: the tree is clean, so copier update goes ahead.
-    assert round_trip.update.returncode == 0, round_trip.update.stderr
+    # The first steps commit uv.lock: the tree is clean, so the update goes ahead, on a
+    # branch of its own, committed.
+    assert round_trip.update.returncode == 0, round_trip.update.stdout + round_trip.update.stderr
     assert read_answers(round_trip.project)["_commit"] == "v2.0.0"
+    project = round_trip.project
+    assert git(project, "branch", "--show-current").strip() == "template-update"
+    assert git(project, "status", "--porcelain") == ""
+    assert "v1.0.0" in git(project, "show", "main:.copier-answers.yml")  # main is untouched
     said = round_trip.update.stdout + round_trip.update.stderr
     assert "now follows nexo-python-template v2.0.0" in said
     assert "bin/upd_plugin --check" in said
@@ -183,38 +202,33 @@ def test_no_rejects_and_no_conflict_markers(round_trip: RoundTrip) -> None:
             assert not CONFLICT_MARKER.search(path.read_text(errors="replace")), path
 
 
-def after_update(project: Path) -> None:
-    """The steps after an update (_message_after_update): refresh the lock and the
-    environment, commit."""
-    for step in (
-        ("lock", "--quiet"),
-        ("sync", "--quiet", "--no-compile-bytecode", "--python", PYTHON),
-    ):
-        run = uv(*step, cwd=project)
-        assert run.returncode == 0, run.stderr
-    commit_all(project, "follow the template")
+def test_the_pull_request_says_what_changed_and_that_the_checks_pass(round_trip: RoundTrip) -> None:
+    body = round_trip.body
+    assert body.startswith("Update from nexo-python-template v1.0.0 to v2.0.0")
+    assert "## Conflicts\n\nNone." in body
+    # The template's notes of every release after the one the plugin followed.
+    notes = body.split("## What the template's releases say", 1)[1]
+    assert "### 2.0.0 (2027-01-01)" in notes
+    assert "- Set `support_url` if operators report problems elsewhere." in notes
+    assert "### 1.0.0" not in notes
 
 
 def test_the_updated_plugin_passes_its_checks_then_refuses_an_edited_runtime(
     round_trip: RoundTrip,
 ) -> None:
     project = round_trip.project
-    env = tools_env(PYTHON)
-    after_update(project)
+    checks = re.findall(r"(?m)^- \[(x| )\] `(.*)`$", round_trip.body)
+    assert [command for _, command in checks] == [
+        "uv lock", "uv sync --locked", "bin/upd_plugin --check", "uv run ruff check .",
+        "uv run ruff format --check .", "uv run mypy", "uv run pytest -q -p no:cacheprovider",
+    ]  # fmt: skip
+    assert all(done == "x" for done, _ in checks), round_trip.body
     locked = {
         package["name"]: package.get("version")
         for package in read_toml(project / "uv.lock")["package"]
     }
     assert locked["nexoai"] == runtime_pins()["nexoai"]
     assert {"httpx", "pydantic"} <= set(locked)
-    for run in (
-        run_in(project, "ruff", "check", ".", env=env),
-        run_in(project, "ruff", "format", "--check", ".", env=env),
-        run_mypy(project, env),
-        run_in(project, "pytest", "-q", "-n0", "-p", "no:cacheprovider", env=env),
-        run_in(project, "python", "bin/upd_plugin", "--check", env=env),
-    ):
-        assert run.returncode == 0, run.stdout + run.stderr
     session = project / "runtime/src/nexo_plugin_runtime/session.py"
     append(session, "# the author's tweak\n")
     refused = run_in(project, "python", "bin/upd_plugin", "--check")
@@ -270,3 +284,31 @@ def test_an_edit_to_a_file_the_template_owns_conflicts_visibly(clash: RoundTrip)
         env={**os.environ, "PYTHONPATH": f"{project / 'src'}{os.pathsep}{project / 'runtime/src'}"},
     )
     assert "runtime/src/nexo_plugin_runtime/frames.py differs" in refused.stderr
+
+
+def test_an_update_that_conflicts_is_named_and_left_unchecked(tmp_path: Path) -> None:
+    """The fleet's odd one out: an author edited a file the template owns."""
+    template, project = render_v1(tmp_path, "plugin_id=torn", synced=False)
+    append(project / "runtime/src/nexo_plugin_runtime/frames.py", "# the author's runtime line\n")
+    commit_all(project, "author edits the runtime")
+    release_v2(template)
+    run, body = update_script(project)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "conflict in runtime/src/nexo_plugin_runtime/frames.py" in run.stderr
+    assert "Resolve these, commit, and mark the pull request ready:" in body
+    assert "- `runtime/src/nexo_plugin_runtime/frames.py`" in body
+    assert "Not run: resolve the conflicts first." in body
+    # Committed as it is, markers included, so that the pull request shows them.
+    assert git(project, "branch", "--show-current").strip() == "template-update"
+    assert "<<<<<<< before updating" in git(
+        project, "show", "HEAD:runtime/src/nexo_plugin_runtime/frames.py"
+    )
+
+
+def test_a_plugin_on_the_newest_release_is_left_alone(tmp_path: Path) -> None:
+    _, project = render_v1(tmp_path, "plugin_id=current", synced=False)
+    run, body = update_script(project)
+    assert run.returncode == 0, run.stderr
+    assert "v1.0.0 is the newest release of" in run.stdout
+    assert body == ""
+    assert git(project, "branch", "--show-current").strip() == "main"

@@ -144,12 +144,16 @@ def test_release_is_published_draft_first_with_every_asset(rendered: Project) ->
     assert commands[2].split()[-1] == "--draft=false"
 
 
-# -- both workflows --------------------------------------------------------------------
+# -- every workflow --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["release.yml", "ci.yml"])
+@pytest.mark.parametrize("name", ["release.yml", "ci.yml", "template-update.yml"])
 def test_hardening(rendered: Project, name: str) -> None:
-    text = (rendered.path / ".github/workflows" / name).read_text(encoding="utf-8")
+    path = rendered.path / ".github/workflows" / name
+    if not path.exists():  # template-update.yml: only when the plugin takes its updates so
+        assert rendered.answers.get("template_updates") in ("renovate", "none")
+        return
+    text = path.read_text(encoding="utf-8")
     document = yaml.safe_load(text)
     assert document["permissions"] == {}
     assert document.get("name")
@@ -205,3 +209,22 @@ def test_dependabot_watches_actions_locked_packages_and_hooks(rendered: Project)
     # ruff is a locked package and a pre-commit hook: one group moves both together.
     assert updates["uv"]["multi-ecosystem-group"] == updates["pre-commit"]["multi-ecosystem-group"]
     assert updates["github-actions"]["groups"]
+
+
+# -- template updates --------------------------------------------------------------------
+
+
+def test_template_updates_come_weekly_by_the_script_or_by_renovate(rendered: Project) -> None:
+    chosen = rendered.answers["template_updates"]
+    renovate = rendered.path / "renovate.json"
+    update = rendered.path / ".github/workflows/template-update.yml"
+    assert (renovate.exists(), update.exists()) == (chosen == "renovate", chosen == "workflow")
+    if chosen == "renovate":
+        assert yaml.safe_load(renovate.read_text())["enabledManagers"] == ["copier"]
+        return
+    document = workflow(rendered, "template-update.yml")
+    assert {"schedule", "workflow_dispatch"} <= set(trigger(document))
+    (job,) = document["jobs"].values()
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    (command,) = [line for line in run_lines(job) if "scripts/template_update.py" in line]
+    assert "uv run python scripts/template_update.py --publish" in command

@@ -28,7 +28,8 @@ def check_schema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
 
 
 def assert_clean(github_dir: Path) -> None:
-    """zizmor (pedantic), actionlint with shellcheck and the JSON schemas all pass."""
+    """zizmor (pedantic), actionlint with shellcheck and the JSON schemas (the workflows',
+    Dependabot's, and Renovate's for a renovate.json beside .github/) all pass."""
     found = zizmor(github_dir)
     assert found.returncode == 0, found.stdout + found.stderr
     assert "No findings" in found.stdout, found.stdout
@@ -36,9 +37,13 @@ def assert_clean(github_dir: Path) -> None:
     linted = actionlint(*workflows)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     assert linted.stdout == "", linted.stdout
+    renovate = [path for path in [github_dir.parent / "renovate.json"] if path.exists()]
     for schema, files in (
         ("vendor.github-workflows", workflows),
         ("vendor.dependabot", [github_dir / "dependabot.yml"]),
+        ("vendor.renovate", renovate),
     ):
+        if not files:
+            continue
         checked = check_schema(schema, *files)
         assert checked.returncode == 0, checked.stdout + checked.stderr
