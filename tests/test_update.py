@@ -1,15 +1,19 @@
-"""`copier update` as a plugin author runs it, between two tagged versions of this template.
+"""Updates between two tagged versions of this template, as a fleet of plugins gets them:
+scripts/template_update.py in each (what the template-update workflow runs), and
+`copier update` by hand.
 
-The author's own changes (`uv add httpx pydantic`, handlers, tests, README) and the
-template's (a runtime fix, a bump of the SDK pin, workflow and script fixes, a new
-question) never touch the same lines: the update arrives without a conflict and the
-plugin's checks pass. An edit to a file the template owns is where a conflict can happen,
-and the runtime's own check says so. Template changes are appended, never written into the
-template's sentences, so that rewording the template does not break these tests.
+The authors' own changes (`uv add httpx pydantic`, handlers, tests, README) and the
+template's (a runtime fix, a bump of the SDK pin, a change of behaviour, workflow and script
+fixes, a new question) never touch the same lines: each plugin's update branch arrives
+without a conflict, its checks pass, and its pull request's text carries the release
+notes. An edit to a file the template owns is where a conflict can happen: the branch names
+it and its checks fail. Template changes are appended, never written into the template's
+sentences, so that rewording the template does not break these tests.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -40,8 +44,11 @@ V2_NOTES = """## 2.0.0 (2027-01-01)
 ### Upgrading
 
 - Set `support_url` if operators report problems elsewhere.
+- At most 500 handlers run at once now: set `plugin.max_handlers` in `on_start` for more.
 
 """
+# v2's change of behaviour.
+MAX_HANDLERS_V1, MAX_HANDLERS_V2 = "MAX_HANDLERS = 1000\n", "MAX_HANDLERS = 500\n"
 # What v2 appends to files that follow the template, and to ones that are the author's.
 FOLLOWING = {
     "template/runtime/src/nexo_plugin_runtime/frames.py": RUNTIME_FIX,
@@ -66,9 +73,8 @@ def relist_runtime(template: Path) -> None:
     (runtime / "FILES.sha256").write_text(hashes_listing(str(runtime)))
 
 
-def render_v1(tmp: Path, *data: str, synced: bool = True) -> tuple[Path, Path]:
-    """The template tagged v1.0.0, pinning the older SDK, and a plugin from it after the
-    README's first steps (or, not `synced`, only committed)."""
+def template_v1(tmp: Path) -> Path:
+    """The template tagged v1.0.0, pinning the older SDK."""
     template = template_copy(tmp / "template", tag=None)
     pyproject = template / "template" / "runtime" / "pyproject.toml"
     pyproject.write_text(
@@ -76,7 +82,11 @@ def render_v1(tmp: Path, *data: str, synced: bool = True) -> tuple[Path, Path]:
     )
     relist_runtime(template)
     commit_all(template, "v1", "v1.0.0")
-    project = tmp / "plugin"
+    return template
+
+
+def plugin_from(template: Path, project: Path, *data: str, synced: bool = True) -> Path:
+    """A plugin of `template` after the README's first steps (or, not `synced`, committed)."""
     args = [arg for item in data for arg in ("--data", item)]
     run = copier_cli("copy", "--defaults", *args, str(template), str(project))
     assert run.returncode == 0, run.stderr
@@ -85,7 +95,12 @@ def render_v1(tmp: Path, *data: str, synced: bool = True) -> tuple[Path, Path]:
     else:
         git(project, "init", "-q", "-b", "main")
         commit_all(project, "generated")
-    return template, project
+    return project
+
+
+def render_v1(tmp: Path, *data: str, synced: bool = True) -> tuple[Path, Path]:
+    template = template_v1(tmp)
+    return template, plugin_from(template, tmp / "plugin", *data, synced=synced)
 
 
 def release_v2(template: Path) -> None:
@@ -96,6 +111,8 @@ def release_v2(template: Path) -> None:
     )
     for name, text in {**FOLLOWING, **AUTHORS}.items():
         append(template / name, text)
+    context = template / "template/runtime/src/nexo_plugin_runtime/context.py"
+    context.write_text(context.read_text().replace(MAX_HANDLERS_V1, MAX_HANDLERS_V2))
     relist_runtime(template)
     append(template / "copier.yml", NEW_QUESTION)
     changelog = template / "CHANGELOG.md"
@@ -105,11 +122,16 @@ def release_v2(template: Path) -> None:
     commit_all(template, "v2: template fixes", "v2.0.0")
 
 
-def author_edits(project: Path) -> None:
-    added = uv("add", "--quiet", "--python", PYTHON, "httpx", "pydantic", cwd=project)
-    assert added.returncode == 0, added.stderr
+def author_edits(project: Path, dependencies: bool = False) -> None:
+    if dependencies:
+        added = uv("add", "--quiet", "--python", PYTHON, "httpx", "pydantic", cwd=project)
+        assert added.returncode == 0, added.stderr
     append(next(project.glob("src/*/handlers.py")), "\n\nAUTHOR_SETTING = 1\n")
-    append(project / "tests/test_echo.py", "\n\ndef test_the_author_s_own() -> None:\n    pass\n")
+    own_tests = set(project.glob("tests/test_*.py")) - {
+        project / "tests/test_protocol.py",
+        project / "tests/test_release.py",
+    }
+    append(min(own_tests), "\n\ndef test_the_author_s_own() -> None:\n    pass\n")
     readme = project / "README.md"
     readme.write_text("<!-- ACME: ask the platform team for a daemon. -->\n" + readme.read_text())
     changelog = project / "CHANGELOG.md"
@@ -125,26 +147,47 @@ class RoundTrip:
     body: str = ""  # the pull request's text, when the update script made the branch
 
 
-def update_script(project: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+def update_script(
+    project: Path, mypy_cache: Path | None = None
+) -> tuple[subprocess.CompletedProcess[str], str]:
     """scripts/template_update.py as the template-update workflow runs it, without
-    --publish: the branch and the pull request's text."""
+    --publish: the branch and the pull request's text. `mypy_cache`: one the fleet shares."""
+    cache = {"MYPY_CACHE_DIR": str(mypy_cache)} if mypy_cache else {}
     body = project.parent / "pull-request.md"
     own = project / ".venv/bin/python"  # else this repository's: it has packaging too
     run = subprocess.run(
         [str(own if own.exists() else sys.executable), "scripts/template_update.py",
          "--copier", str(BIN / "copier"), "--body", str(body)],
         cwd=project, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "PATH": f"{project / '.venv/bin'}{os.pathsep}{plain_path()}"},
+        env={**os.environ, **cache, "PATH": os.pathsep.join([str(project / ".venv/bin"), str(BIN), plain_path()])},
     )  # fmt: skip
     return run, body.read_text(encoding="utf-8") if body.exists() else ""
 
 
+# A fleet: plugins of one template release with other capabilities and their authors' own
+# changes (upd_plugin's with `uv add` too), each updated by its script to the next release.
+FLEET = {"upd_plugin": [], "relay_plugin": ["webhook", "outbound"], "ask_plugin": ["tools"]}
+
+
 @pytest.fixture(scope="module")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
-    template, project = render_v1(tmp_path_factory.mktemp("update"), "plugin_id=upd_plugin")
-    author_edits(project)
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RoundTrip]:
+    tmp = tmp_path_factory.mktemp("fleet")
+    template = template_v1(tmp)
+    projects = {}
+    for plugin_id, capabilities in FLEET.items():
+        data = (f"plugin_id={plugin_id}", f"capabilities={json.dumps(capabilities)}")
+        projects[plugin_id] = plugin_from(template, tmp / plugin_id, *data)
+        author_edits(projects[plugin_id], dependencies=plugin_id == "upd_plugin")
     release_v2(template)
-    return RoundTrip(template, project, *update_script(project))
+    return {  # one after the other: they share a mypy cache
+        plugin_id: RoundTrip(template, project, *update_script(project, tmp / "mypy-cache"))
+        for plugin_id, project in projects.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def round_trip(fleet: dict[str, RoundTrip]) -> RoundTrip:
+    return fleet["upd_plugin"]
 
 
 def test_the_update_runs_without_trust_and_says_what_to_do_next(round_trip: RoundTrip) -> None:
@@ -202,27 +245,36 @@ def test_no_rejects_and_no_conflict_markers(round_trip: RoundTrip) -> None:
             assert not CONFLICT_MARKER.search(path.read_text(errors="replace")), path
 
 
-def test_the_pull_request_says_what_changed_and_that_the_checks_pass(round_trip: RoundTrip) -> None:
-    body = round_trip.body
+@pytest.mark.parametrize("plugin_id", FLEET)
+def test_each_plugin_of_the_fleet_gets_a_green_branch_with_the_release_notes(
+    fleet: dict[str, RoundTrip], plugin_id: str
+) -> None:
+    trip = fleet[plugin_id]
+    assert trip.update.returncode == 0, trip.update.stdout + trip.update.stderr
+    body, project = trip.body, trip.project
     assert body.startswith("Update from nexo-python-template v1.0.0 to v2.0.0")
     assert "## Conflicts\n\nNone." in body
+    checks = re.findall(r"(?m)^- \[(x| )\] `(.*)`$", body)
+    assert [command for _, command in checks] == [
+        "uv lock", "uv sync --locked", f"bin/{plugin_id} --check", "uv run ruff check .",
+        "uv run ruff format --check .", "uv run mypy", "uv run pytest -q -p no:cacheprovider",
+    ]  # fmt: skip
+    assert all(done == "x" for done, _ in checks), body
     # The template's notes of every release after the one the plugin followed.
     notes = body.split("## What the template's releases say", 1)[1]
     assert "### 2.0.0 (2027-01-01)" in notes
-    assert "- Set `support_url` if operators report problems elsewhere." in notes
+    assert "- At most 500 handlers run at once now" in notes
     assert "### 1.0.0" not in notes
+    # v2's change of behaviour arrived; the author's changes stayed.
+    assert MAX_HANDLERS_V2 in (project / "runtime/src/nexo_plugin_runtime/context.py").read_text()
+    assert "AUTHOR_SETTING = 1" in (project / f"src/{plugin_id}/handlers.py").read_text()
+    assert (project / "README.md").read_text().startswith("<!-- ACME: ask the platform team")
 
 
 def test_the_updated_plugin_passes_its_checks_then_refuses_an_edited_runtime(
     round_trip: RoundTrip,
 ) -> None:
     project = round_trip.project
-    checks = re.findall(r"(?m)^- \[(x| )\] `(.*)`$", round_trip.body)
-    assert [command for _, command in checks] == [
-        "uv lock", "uv sync --locked", "bin/upd_plugin --check", "uv run ruff check .",
-        "uv run ruff format --check .", "uv run mypy", "uv run pytest -q -p no:cacheprovider",
-    ]  # fmt: skip
-    assert all(done == "x" for done, _ in checks), round_trip.body
     locked = {
         package["name"]: package.get("version")
         for package in read_toml(project / "uv.lock")["package"]
@@ -286,7 +338,7 @@ def test_an_edit_to_a_file_the_template_owns_conflicts_visibly(clash: RoundTrip)
     assert "runtime/src/nexo_plugin_runtime/frames.py differs" in refused.stderr
 
 
-def test_an_update_that_conflicts_is_named_and_left_unchecked(tmp_path: Path) -> None:
+def test_an_update_that_conflicts_names_it_and_fails_its_checks(tmp_path: Path) -> None:
     """The fleet's odd one out: an author edited a file the template owns."""
     template, project = render_v1(tmp_path, "plugin_id=torn", synced=False)
     append(project / "runtime/src/nexo_plugin_runtime/frames.py", "# the author's runtime line\n")
@@ -297,7 +349,9 @@ def test_an_update_that_conflicts_is_named_and_left_unchecked(tmp_path: Path) ->
     assert "conflict in runtime/src/nexo_plugin_runtime/frames.py" in run.stderr
     assert "Resolve these, commit, and mark the pull request ready:" in body
     assert "- `runtime/src/nexo_plugin_runtime/frames.py`" in body
-    assert "Not run: resolve the conflicts first." in body
+    # Its checks fail, naming the file: the pull request stays a draft.
+    assert "- [ ] `bin/torn --check`" in body
+    assert "runtime/src/nexo_plugin_runtime/frames.py differs" in body
     # Committed as it is, markers included, so that the pull request shows them.
     assert git(project, "branch", "--show-current").strip() == "template-update"
     assert "<<<<<<< before updating" in git(
