@@ -156,7 +156,7 @@ def archive_name(name: str) -> str:
     return name
 
 
-def tracked_files(
+def committed_files(
     root: Path, plugin_id: str, problems: list[str], allow_dirty: bool = False
 ) -> dict[str, tuple[bytes, int]]:
     """{archive path: (bytes, mode)} of what the commit (HEAD) holds of the files the tarball
@@ -739,7 +739,7 @@ def pack(
         plugin = load_valid(root / "nexo-plugin.toml")["plugin"]
     except ManifestProblem as problem:
         raise PackError([str(problem)]) from None
-    project = tracked_files(root, plugin["id"], problems, allow_dirty)
+    project = committed_files(root, plugin["id"], problems, allow_dirty)
     pyproject = load(root / "pyproject.toml")
     project.update(own_metadata(pyproject["project"]["name"], plugin["version"]))
     runtime = load(root / "runtime/pyproject.toml")["project"]
