@@ -144,8 +144,11 @@ def git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 RUNTIME_SOURCE = "runtime/src/"
 RUNTIME_PACKAGE = "nexo_plugin_runtime"
-# Parts of the runtime for the project, not the installed plugin: its tests' host.
-RUNTIME_DEV_ONLY = (f"{RUNTIME_SOURCE}{RUNTIME_PACKAGE}/testing/",)
+# Parts of the runtime for the project, not the installed plugin: its tests' host, and
+# the dev host.
+RUNTIME_DEV_ONLY = tuple(
+    f"{RUNTIME_SOURCE}{RUNTIME_PACKAGE}/{part}/" for part in ("testing", "devhost")
+)
 
 
 def archive_name(name: str) -> str:

@@ -8,7 +8,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,58 +17,9 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from checkouts import INITIALIZE, TEMPLATE, command, environment, plugin_tree
 from harness import STOPS_PROMPTLY
-from nexo_plugin_runtime.integrity import hashes_listing
 from nexo_plugin_runtime.testing import PluginHost, strict_json
-
-TEMPLATE = Path(__file__).resolve().parents[2] / "template"
-MAIN = TEMPLATE / "src" / "{{ package_name }}" / "main.py"
-INITIALIZE = b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}\n'
-MANIFEST = """[plugin]
-id = "proc"
-version = "0.3.0"
-name = "Process"
-description = "The runtime's process tests."
-min_nexo_version = ">=0.1.0"
-
-[[plugin.channels.register]]
-kind = "proc"
-adapter = "proc"
-"""
-
-
-def plugin_tree(
-    folder: Path, handlers: str, *, runtime: bool = False, requires: tuple[str, ...] = ()
-) -> Path:
-    """A plugin checkout: the manifest (requiring the settings `requires`), src/proc/ with
-    the template's main.py and these handlers, and (with `runtime`) a copy of the runtime
-    with its listing."""
-    package = folder / "src" / "proc"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    shutil.copy(MAIN, package / "main.py")
-    (package / "handlers.py").write_text(handlers)
-    (folder / "nexo-plugin.toml").write_text(
-        MANIFEST + f"\n[plugin.requires]\nenv = {json.dumps(list(requires))}\n"
-    )
-    if runtime:
-        copy = folder / "runtime"
-        shutil.copytree(TEMPLATE / "runtime", copy, ignore=shutil.ignore_patterns("__pycache__"))
-        (copy / "FILES.sha256").write_text(hashes_listing(str(copy)))
-    return folder
-
-
-def command(folder: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "proc.main", *args]
-
-
-def environment(folder: Path, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(folder / "src"),
-        "PROC_STATE_DIR": str(folder / "state"),
-        **extra,
-    }
 
 
 def run(

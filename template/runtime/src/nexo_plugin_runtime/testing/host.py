@@ -133,15 +133,17 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 5.0)
         time.sleep(0.02)
 
 
-def broker_event(topic: str, payload: Any, *, session_id: str | None = None) -> dict[str, Any]:
-    """broker.event params the way the daemon sends them."""
+def broker_event(
+    topic: str, payload: Any, *, session_id: str | None = None, source: str = "test-agent"
+) -> dict[str, Any]:
+    """broker.event params the way the daemon sends them, from the agent `source`."""
     return {
         "topic": topic,
         "event": {
             "id": str(uuid.uuid4()),
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "topic": topic,
-            "source": "test-agent",
+            "source": source,
             "session_id": session_id or str(uuid.uuid4()),
             "payload": payload,
         },
