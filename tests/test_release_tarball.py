@@ -81,8 +81,11 @@ def test_archive_layout(project: Project, tarballs: list[Path]) -> None:
     }
     sdk = f"nexoai-{runtime_pins()['nexoai']}.dist-info"
     assert {project.plugin_id, "nexo_plugin_runtime", "nexo_plugin_sdk", sdk} <= shared
-    # The runtime's test host is for the project's tests, not for the installed plugin.
-    assert not [path for path in paths if path.startswith("lib/nexo_plugin_runtime/testing")]
+    # The runtime's test host and dev host are for the project, not the installed plugin;
+    # the rest of the runtime is all there.
+    runtime = {path.split("/")[2] for path in paths if path.startswith("lib/nexo_plugin_runtime/")}
+    assert not runtime & {"testing", "devhost"}
+    assert {"session.py", "process.py", "py.typed"} <= runtime
     # What only some Pythons need sits in lib/python3.X/: tomli and its kin below 3.11.
     minimum = int(project.answers["python_min"].split(".")[1])
     versions = {path.split("/")[1] for path in paths if path.startswith("lib/python3.")}

@@ -462,7 +462,8 @@ def open_session(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[DevSession]:
     """A session (not started yet) with nexo-dev.toml's settings and HTTP stub; `env`
-    adds to, or overrides, its [env]. Stopped, with the stub, on the way out."""
+    adds to, or overrides, its [env], and so does a variable set in this process's
+    environment. Stopped, with the stub, on the way out."""
     shown: list[DevSession] = []
 
     def show(text: str) -> None:
@@ -472,7 +473,9 @@ def open_session(
     stub = HttpStub(settings.http, show)
     try:
         state = Path(tempfile.gettempdir()) / f"nexo-dev-{read_manifest(project)['plugin']['id']}"
-        environment = {**settings.plugin_env(stub.url, str(state)), **(env or {})}
+        defaults = settings.plugin_env(stub.url, str(state))
+        environment = {name: value for name, value in defaults.items() if name not in os.environ}
+        environment.update(env or {})
         session = DevSession(
             project, answers, command=command, env=environment, agent=settings.agent
         )

@@ -1,7 +1,8 @@
 """nexo-dev.toml: how the dev host runs the plugin on the author's desk.
 
     agent = "dev-agent"            # the agent the dev host's events and tool calls come from
-    [env]                          # the plugin's settings for these sessions (not your secrets)
+    [env]                          # the plugin's settings for these sessions (not your secrets);
+                                   # a variable set in the environment wins
     MY_PLUGIN_FEED_URL = "{http}/feed"     # {http}: the dev host's own HTTP stub
     MY_PLUGIN_STATE_DIR = "{state}"        # {state}: a scratch folder of the dev host's
     [[memory]]                     # memory.recall answers, by agent
