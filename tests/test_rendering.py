@@ -72,7 +72,7 @@ def test_the_exact_set_of_files(rendered: Project) -> None:
         "scripts/split_bundle.py", "scripts/verify_release.py", ".github/CODEOWNERS",
         ".github/dependabot.yml", ".github/workflows/ci.yml", ".github/workflows/release.yml",
         "tests/conftest.py", "tests/test_protocol.py", "tests/test_release.py", *tests, *runtime,
-        "scripts/template_update.py",
+        "scripts/template_update.py", "nexo-dev.toml",
     }  # fmt: skip
     expected |= {
         "workflow": {".github/workflows/template-update.yml"},

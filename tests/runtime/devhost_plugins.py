@@ -74,7 +74,7 @@ def ask_plugin(folder: Path) -> Path:
 def checkout_env(project: Path) -> dict[str, str]:
     """What the plugin needs of the environment to run from the checkout, quickly timing out
     on a silent host."""
-    full = environment(project, PROC_HOST_TIMEOUT="0.5")
+    full = environment(project, PROC_HOST_TIMEOUT="0.2")
     return {key: full[key] for key in ("PYTHONPATH", "PROC_STATE_DIR", "PROC_HOST_TIMEOUT")}
 
 

@@ -293,7 +293,7 @@ def test_a_source_change_restarts_the_plugin_and_the_log_goes_on(tmp_path: Path)
 def test_a_recorded_session_replays_and_a_change_of_behaviour_fails_it(tmp_path: Path) -> None:
     project = ask_plugin(tmp_path / "p")
     (project / settings.FILE_NAME).write_text(
-        '[env]\nPROC_HOST_TIMEOUT = "0.5"\n[[llm]]\nmatch = "deploy"\nreply = "On Tuesday."\n'
+        '[env]\nPROC_HOST_TIMEOUT = "0.2"\n[[llm]]\nmatch = "deploy"\nreply = "On Tuesday."\n'
     )
     path = project / "tests" / "recordings" / "session.jsonl"
     with dev_session(project, FIXTURES, start=False) as session:

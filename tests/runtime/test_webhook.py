@@ -167,7 +167,11 @@ def signed_post(path: str, number: int, pad: str = "") -> bytes:
     body = json.dumps([number, pad]).encode()
     signature = HmacSignature(Secret(SECRET)).sign(body)
     headers = "".join(f"{name}: {value}\r\n" for name, value in signature.items())
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
+    # Connection: close, so that raw_request reads the answer to its end, not to its timeout.
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\n{headers}\r\n"
+    )
     return head.encode() + body
 
 

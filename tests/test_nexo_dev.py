@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from environments import run_in
@@ -38,7 +39,7 @@ def test_nexo_dev_toml_gives_every_setting_the_plugin_requires(rendered: Project
 
 def events_for(project: Project) -> str:
     """An events file for what the plugin can take: an event, a streamed tool call."""
-    lines = []
+    lines: list[dict[str, Any]] = []
     if project.kind is not None:
         lines.append({"payload": {"text": "hello"}})
     if "poller" in project.capabilities:
