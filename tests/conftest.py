@@ -33,7 +33,9 @@ FULL = [name for name in RENDERED if CASES[name].full]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: sets up, packs or updates projects (the full tier)")
+    config.addinivalue_line(
+        "markers", "slow: sets up, packs or updates projects, or starts a browser (the full tier)"
+    )
     config.addinivalue_line(
         "markers", "capability(name): runs only for the combinations that have this capability"
     )

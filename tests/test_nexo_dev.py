@@ -90,7 +90,7 @@ def test_a_recorded_session_is_one_line_of_the_plugin_s_pytest(
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     test = project.path / "tests" / "test_recorded.py"
     test.write_text(
-        "from nexo_plugin_runtime.testing import replay_recording\n\n\n"
+        "from nexo_plugin_runtime.devhost import replay_recording\n\n\n"
         "def test_hello() -> None:\n"
         f'    replay_recording("{recording}")\n'
     )

@@ -5,13 +5,14 @@
                                        version atop CHANGELOG.md
 
 What plugins rely on (README, "Releases of this template"): the names in
-`nexo_plugin_runtime.__all__` and `nexo_plugin_runtime.testing.__all__` and the pytest
-fixtures the runtime gives plugins' tests (`host`, `ready`, ...), the questions and
-their choices (`--data` keys and answers files), the author's files (`_skip_if_exists`), and
-the minimum Python, copier and nexo daemon versions. tools/released_contract.json holds
-them as of the last release. Removing any of them, or raising a minimum, is breaking: the
-section atop CHANGELOG.md must then name the next major version (`## Unreleased (2.0.0)`
-or `## 2.0.0 (date)`). tests/test_release_contract.py runs the check.
+`nexo_plugin_runtime.__all__`, `nexo_plugin_runtime.testing.__all__` and
+`nexo_plugin_runtime.devhost.__all__`, the pytest fixtures the runtime gives plugins' tests
+(`host`, `ready`, ...), the questions and their choices (`--data` keys and answers files),
+the author's files (`_skip_if_exists`), and the minimum Python, copier and nexo daemon
+versions. tools/released_contract.json holds them as of the last release. Removing any of
+them, or raising a minimum, is breaking: the section atop CHANGELOG.md must then name the
+next major version (`## Unreleased (2.0.0)` or `## 2.0.0 (date)`).
+tests/test_release_contract.py runs the check.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def contract(root: Path) -> dict[str, Any]:
     return {
         "runtime": public_names(root / RUNTIME / "__init__.py"),
         "testing": public_names(root / RUNTIME / "testing" / "__init__.py"),
+        "devhost": public_names(root / RUNTIME / "devhost" / "__init__.py"),
         "fixtures": fixture_names(root / RUNTIME / "testing" / "fixtures.py"),
         "questions": asked,
         "authors_files": sorted(questions["_skip_if_exists"]),
@@ -104,10 +106,11 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         for key, where in (
             ("runtime", "nexo_plugin_runtime.__all__"),
             ("testing", "nexo_plugin_runtime.testing.__all__"),
+            ("devhost", "nexo_plugin_runtime.devhost.__all__"),
             ("fixtures", "the pytest fixtures plugins' tests use"),
             ("authors_files", "the author's files (_skip_if_exists)"),
         )
-        for name in old[key]
+        for name in old.get(key, [])  # a release before a part existed promised none of it
         if name not in new[key]
     ]
     for question, choices in old["questions"].items():

@@ -22,11 +22,11 @@ from devhost_plugins import (
     texts,
     wait_for,
 )
-from nexo_plugin_runtime.devhost import console, recording, settings
+from nexo_plugin_runtime.devhost import console, recording, replay_recording, settings
 from nexo_plugin_runtime.devhost.answers import HostAnswers, OpenAICompatible
 from nexo_plugin_runtime.devhost.reload import SourceWatcher
 from nexo_plugin_runtime.devhost.session import DevSession, UsageError
-from nexo_plugin_runtime.testing import LocalHTTPServer, replay_recording
+from nexo_plugin_runtime.testing import LocalHTTPServer
 
 # Speaks the protocol, badly: everything a daemon would drop or refuse.
 MISBEHAVING = r"""

@@ -62,6 +62,7 @@ def rows(driver: WebDriver, table: str) -> str:
     return "\n".join(row.text for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tr"))
 
 
+@pytest.mark.slow  # a browser's start: the full tier's
 def test_the_page_calls_a_tool_publishes_an_event_and_shows_the_answers(
     inspector: Inspector, tmp_path: Path
 ) -> None:

@@ -8,8 +8,12 @@ sends broker events and tool calls (checked against the tool's input_schema) at 
 plugin's requests are answered from nexo-dev.toml (settings.py, answers.py) or a real model
 (`--llm-url`); the APIs it calls, from the same file's HTTP stub (stub.py). The plugin
 restarts when its source changes (reload.py), the log going on. `--record` writes the
-session down, and `--replay` (or `nexo_plugin_runtime.testing.replay_recording` in a test)
+session down, and `--replay` (or `replay_recording` in a test)
 plays it again and compares (recording.py).
 
 For the plugin's project only: the release tarball leaves this package out.
 """
+
+from .recording import replay_recording
+
+__all__ = ["replay_recording"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import time
 from collections import defaultdict, deque
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from nexo_plugin_runtime.testing.host import find_project
+
+from . import settings
 from .answers import Chunk, Reply
 from .session import DevSession, Entry, open_session
-from .settings import DevSettings
 
 FORMAT = 1
 RECORDED_KINDS = {"host", "plugin", "call", "answer", "restart"}
@@ -164,18 +167,18 @@ def _texts(frames: list[dict[str, Any]]) -> list[str]:
 def replay(
     path: Path,
     project: Path,
-    settings: DevSettings,
+    dev_settings: settings.DevSettings,
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = 5.0,
     settle: float = 0.2,
 ) -> list[str]:
     """Replay the recording against the plugin of `project`, with nexo-dev.toml's
-    `settings` (and `env` over them); the differences as a unified diff of the plugin's
+    `dev_settings` (and `env` over them); the differences as a unified diff of the plugin's
     frames, recorded and now ([] when the plugin did what it did when recorded)."""
     recording = read(path)
     expected: list[dict[str, Any]] = []
-    with open_session(project, RecordedAnswers(recording), settings, env=env) as session:
+    with open_session(project, RecordedAnswers(recording), dev_settings, env=env) as session:
         for step in recording.steps:
             method, params = str(step.frame.get("method")), step.frame.get("params")
             if method == "initialize":
@@ -205,3 +208,27 @@ def _wait_for(session: DevSession, count: int, timeout: float) -> None:
         if len(session.since(0, *OUTPUT_KINDS)) >= count:
             return
         time.sleep(0.01)
+
+
+def replay_recording(
+    recording: str | os.PathLike[str],
+    *,
+    project: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Replay a session recorded with `nexo-dev --record FILE` against the plugin (a
+    relative path is from the project's root), with nexo-dev.toml's settings and `env` over
+    them; fail showing each difference between what the plugin wrote then and now, ids and
+    timestamps aside. One line of a test:
+
+        def test_the_deploy_question() -> None:
+            replay_recording("tests/recordings/deploy.jsonl")
+    """
+    root = project or find_project()
+    path = Path(recording) if Path(recording).is_absolute() else root / recording
+    dev_settings = settings.load(root / settings.FILE_NAME)
+    differences = replay(path, root, dev_settings, env=env)
+    if differences:
+        raise AssertionError(
+            f"the plugin no longer does what {path.name} recorded:\n" + "\n".join(differences)
+        )

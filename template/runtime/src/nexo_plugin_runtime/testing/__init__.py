@@ -1,7 +1,7 @@
 """Testing a plugin as the daemon would run it: a scripted host (host.py), a scripted HTTP
-server and a webhook client (http.py), pytest fixtures (fixtures.py), and the replay of a
-session recorded with nexo-dev (replay.py). For a plugin's tests only: the release tarball
-leaves this package out."""
+server and a webhook client (http.py), and pytest fixtures (fixtures.py); the replay of a
+session recorded with nexo-dev is nexo_plugin_runtime.devhost.replay_recording. For a
+plugin's tests only: the release tarball leaves this package out."""
 
 from .host import (
     NEXO_VERSION,
@@ -18,7 +18,6 @@ from .host import (
     wait_until,
 )
 from .http import LocalHTTPServer, Request, Response, http_post
-from .replay import replay_recording
 
 __all__ = [
     "NEXO_VERSION",
@@ -34,7 +33,6 @@ __all__ = [
     "http_post",
     "launcher",
     "read_manifest",
-    "replay_recording",
     "run_plugin",
     "strict_json",
     "wait_until",
