@@ -23,6 +23,7 @@ READ = [
     f"{RUNTIME}/__init__.py",
     f"{RUNTIME}/testing/__init__.py",
     f"{RUNTIME}/testing/fixtures.py",
+    f"{RUNTIME}/devhost/__init__.py",
     "tools/released_contract.json",
     "tools/release_contract.py",
 ]
