@@ -43,7 +43,7 @@ def events_for(project: Project) -> str:
     if project.kind is not None:
         lines.append({"payload": {"text": "hello"}})
     if "poller" in project.capabilities:
-        lines.append({"sleep": 2})  # its first poll, once the handshake is done
+        lines.append({"sleep": 3})  # its first poll, once the handshake is done, under load
     if "tools" in project.capabilities:
         question = {"question": "When do we deploy?", "stream": True}
         lines.append({"tool": f"{project.plugin_id}_ask", "args": question})
