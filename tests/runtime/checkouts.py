@@ -28,6 +28,15 @@ adapter = "proc"
 """
 
 
+def copy_runtime(destination: Path) -> Path:
+    """A copy of the template's runtime/ with its listing, leaving out what tools leave in
+    it (bytecode, mypy's and ruff's caches), which another test may be writing meanwhile."""
+    litter = shutil.ignore_patterns("__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+    shutil.copytree(TEMPLATE / "runtime", destination, ignore=litter)
+    (destination / "FILES.sha256").write_text(hashes_listing(str(destination)))
+    return destination
+
+
 def plugin_tree(
     folder: Path,
     handlers: str,
@@ -53,9 +62,7 @@ def plugin_tree(
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m proc.main "$@"\n')
     launcher.chmod(0o755)
     if runtime:
-        copy = folder / "runtime"
-        shutil.copytree(TEMPLATE / "runtime", copy, ignore=shutil.ignore_patterns("__pycache__"))
-        (copy / "FILES.sha256").write_text(hashes_listing(str(copy)))
+        copy_runtime(folder / "runtime")
     return folder
 
 

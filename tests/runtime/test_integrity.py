@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from checkouts import copy_runtime
 from nexo_plugin_runtime.integrity import hashes_listing, runtime_problems
 
 RUNTIME = Path(__file__).resolve().parents[2] / "template" / "runtime"
@@ -15,9 +15,7 @@ WAY_OUT = "runtime/ follows the template, and `copier update` replaces it"
 @pytest.fixture
 def plugin(tmp_path: Path) -> Path:
     """A plugin folder whose runtime/ is the template's, listed as it is."""
-    runtime = tmp_path / "runtime"
-    shutil.copytree(RUNTIME, runtime, ignore=shutil.ignore_patterns("__pycache__"))
-    (runtime / "FILES.sha256").write_text(hashes_listing(str(runtime)))
+    copy_runtime(tmp_path / "runtime")
     return tmp_path
 
 
