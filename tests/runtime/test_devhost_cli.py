@@ -84,6 +84,7 @@ def test_an_events_file_recorded_then_replayed_from_the_command_line(
     assert "refused: not sent" in shown
     assert "<- result #" in shown
     assert "plugin exited with 0" in shown
+    assert "nexo-dev: 13 frames, 0 flagged" in shown  # the refused call sent nothing
     kinds = [json.loads(line).get("kind") for line in record.read_text().splitlines()[1:]]
     assert {"host", "plugin", "call", "answer"} <= set(kinds)
 

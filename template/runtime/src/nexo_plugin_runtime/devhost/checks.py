@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 HOST_METHODS = {"memory.recall", "llm.complete"}
-_RFC3339 = re.compile(
+RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
 )
 
@@ -30,7 +30,7 @@ def event_problems(event: Any) -> list[str]:
             problems.append(f"the event's id {event['id']!r} is not a UUID")
     stamp = event.get("timestamp")
     if stamp is not None:
-        valid = isinstance(stamp, str) and _RFC3339.match(stamp)
+        valid = isinstance(stamp, str) and RFC3339.match(stamp)
         if valid:
             try:
                 datetime.fromisoformat(re.sub("[Zz]$", "+00:00", stamp))

@@ -172,11 +172,10 @@ def run(
                 )
         elif not started and not sys.stdin.isatty() and inspector is None:
             return 1
-        if actions and not console.play(session, actions, terminal.say):
-            return 0
-        if sys.stdin.isatty() or (inspector is None and not actions):
+        going_on = not actions or console.play(session, actions, terminal.say)
+        if going_on and (sys.stdin.isatty() or (inspector is None and not actions)):
             console.prompt(session, terminal.say)  # typed, or piped in
-        elif inspector is not None:
+        elif going_on and inspector is not None:
             terminal.say("nexo-dev: serving the inspector; Ctrl-C stops")
             threading.Event().wait()
         session.shutdown()

@@ -192,7 +192,7 @@ def prompt(session: DevSession, say: Callable[[str], None], source: TextIO = sys
     """Read commands until /quit, /shutdown or the end of input."""
     say(
         "nexo-dev: type an event's text or JSON, /help for the commands "
-        f"({session.inbound_kinds() or 'no channel'})"
+        f"({', '.join(session.event_topics()) or 'no channel'})"
     )
     while True:
         if source.isatty():

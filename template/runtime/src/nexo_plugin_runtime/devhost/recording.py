@@ -28,13 +28,13 @@ from nexo_plugin_runtime.testing.host import find_project
 
 from . import settings
 from .answers import Chunk, Reply
+from .checks import RFC3339
 from .session import DevSession, Entry, open_session
 
 FORMAT = 1
 RECORDED_KINDS = {"host", "plugin", "call", "answer", "restart"}
 OUTPUT_KINDS = ("plugin", "call")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?\Z")
 
 
 class Recorder:
@@ -153,7 +153,7 @@ def normalized(value: Any, top: bool = True) -> Any:
     if isinstance(value, str):
         if _UUID.match(value):
             return "<uuid>"
-        if _TIMESTAMP.match(value):
+        if RFC3339.match(value):
             return "<timestamp>"
     return value
 

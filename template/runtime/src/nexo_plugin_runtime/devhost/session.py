@@ -228,6 +228,7 @@ class DevSession:
         result = reply.get("result")
         if not isinstance(result, dict):
             self.add("flag", "initialize failed: the daemon stops the plugin")
+            self.stop()
             return False
         plugin = (
             result.get("manifest", {}).get("plugin", {})
@@ -321,8 +322,9 @@ class DevSession:
                 self.add("flag", f"no reply to {method} #{request_id} in {timeout:g} s")
         return waiter.reply
 
-    def inbound_kinds(self) -> str:
-        return ", ".join(f"plugin.outbound.{kind}" for kind in self.kinds)
+    def event_topics(self) -> list[str]:
+        """The topics the daemon sends the plugin events on (and their .more)."""
+        return [f"plugin.outbound.{kind}" for kind in self.kinds]
 
     def publish(self, payload: Any, topic: str | None = None) -> str:
         """A broker.event to the plugin, as the daemon delivers an agent's message; its id."""
@@ -334,7 +336,7 @@ class DevSession:
             for k in self.kinds
         ):
             raise UsageError(
-                f"the daemon sends the plugin only {self.inbound_kinds()} (and .more), "
+                f"the daemon sends the plugin only {', '.join(self.event_topics())} (and .more), "
                 f"not {topic!r}"
             )
         params = broker_event(topic, payload, source=self.agent)

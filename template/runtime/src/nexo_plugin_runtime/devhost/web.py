@@ -138,7 +138,7 @@ class Inspector:
             "plugin": session.plugin_id,
             "version": plugin.get("version"),
             "name": plugin.get("name"),
-            "topics": [f"plugin.outbound.{kind}" for kind in session.kinds],
+            "topics": session.event_topics(),
             "tools": session.tools,
             "running": session.running,
             "agent": session.agent,
